@@ -1,0 +1,84 @@
+#include "cli/cli.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <iostream>
+
+#include "base/log.h"
+#include "cli/web_admin_commands.h"
+#include "web/frontend.h"
+#include "web/web_service.h"
+
+namespace clusweb::cli {
+
+namespace {
+
+std::string self_executable(const char* argv0) {
+  std::error_code ec;
+  auto path = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(argv0) : path.string();
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{"clusweb: highly available web publishing"};
+  app.require_subcommand(1);
+  int exit_code = 0;
+
+  // clusweb web: the web service itself.
+  web::WebServiceOptions web_options;
+  web_options.executable = self_executable(argv[0]);
+  bool check_only = false;
+  auto* web = app.add_subcommand("web", "run the web service (sites and application pools)");
+  web->add_option("-f,--file", web_options.config_paths, "manifest file or folder (repeatable)");
+  web->add_flag("--check", check_only, "validate the configuration and exit");
+  web->add_option("--run-dir", web_options.run_dir, "runtime folder (admin socket, pool sockets)")
+      ->envname("CLUSWEB_RUN_DIR")
+      ->capture_default_str();
+  web->add_option("--state-dir", web_options.state_dir, "state folder (worker logs)")
+      ->envname("CLUSWEB_STATE_DIR")
+      ->capture_default_str();
+  web->add_option("--log-level", web_options.log_level, "debug, info, warn, error")
+      ->capture_default_str();
+  web->require_subcommand(0, 1);
+  web->callback([&] {
+    if (!web->get_subcommands().empty()) return;
+    if (web_options.config_paths.empty()) {
+      throw CLI::RequiredError("--file");
+    }
+    if (check_only) {
+      exit_code = web::check_web_config(web_options.config_paths);
+      return;
+    }
+    if (!set_log_level(web_options.log_level)) {
+      throw CLI::ValidationError("--log-level", "unknown level " + web_options.log_level);
+    }
+    exit_code = web::run_web_service(web_options);
+  });
+
+  // The front end process, started by `clusweb web` only.
+  int control_fd = -1;
+  std::string frontend_log_level = "info";
+  auto* frontend = app.add_subcommand("web-frontend", "");
+  frontend->group("");  // hidden: internal
+  frontend->add_option("--control-fd", control_fd)->required();
+  frontend->add_option("--log-level", frontend_log_level);
+  frontend->callback([&] {
+    set_log_level(frontend_log_level);
+    exit_code = web::run_frontend(control_fd);
+  });
+
+  add_web_admin_commands(app, *web, exit_code);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return exit_code;
+}
+
+}  // namespace clusweb::cli

@@ -1,0 +1,89 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "config/web_config.h"
+#include "http/mime_types.h"
+#include "http/router.h"
+#include "http/tls.h"
+
+namespace clusweb::http {
+
+// Counters of one site, kept across reloads (by site name). Lock-free.
+struct SiteCounters {
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> responses[5] = {};  // 1xx .. 5xx
+  std::atomic<std::uint64_t> bytes_sent{0};
+  std::atomic<std::int64_t> active_connections{0};
+
+  void count_response(int status, std::uint64_t bytes) {
+    requests.fetch_add(1, std::memory_order_relaxed);
+    int cls = status / 100 - 1;
+    if (cls >= 0 && cls < 5) responses[cls].fetch_add(1, std::memory_order_relaxed);
+    bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
+  }
+};
+
+struct PoolCounters {
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> queue_full{0};
+};
+
+// What the front end knows of a site: its configuration, its open root and
+// counters. Shared by runtimes of successive generations while the site's
+// configuration does not change.
+struct SiteRuntime {
+  config::Site site;
+  UniqueFd root_fd;        // O_PATH directory of site.root; invalid when it could not be opened
+  std::string root_error;  // why root_fd is invalid
+  MimeTypes mime;
+  std::string cache_key;   // site name + generation it was opened in
+  std::shared_ptr<SiteCounters> counters;
+  bool access_log = false;
+};
+
+// A pool as the front end sees it: whether it takes requests and where its
+// workers listen ("unix:/path" or "tcp:127.0.0.1:port").
+struct PoolRuntime {
+  std::string name;
+  int state = 3;  // IIS numbering: 1 Started, 3 Stopped ...
+  std::string reason;
+  std::vector<std::string> endpoints;
+  int queue_length = 1000;
+  std::shared_ptr<PoolCounters> counters;
+};
+
+struct ListenerRuntime {
+  std::string key;  // Binding::listener_key()
+  bool tls = false;
+  std::shared_ptr<TlsListener> tls_listener;  // for https
+};
+
+// One immutable view of everything the front end serves. A new one is built
+// for every configuration, site-state or pool change and swapped in; requests
+// in flight keep the one they started with.
+struct Runtime {
+  std::uint64_t generation = 0;
+  std::shared_ptr<const config::WebConfig> config;
+  std::shared_ptr<const Router> router;  // built over *config
+  std::vector<std::shared_ptr<const SiteRuntime>> sites;  // by router site index
+  std::vector<bool> started;                              // by router site index
+  std::map<std::string, std::shared_ptr<const PoolRuntime>, std::less<>> pools;
+  std::vector<ListenerRuntime> listeners;  // by router listener index
+
+  const PoolRuntime* pool(std::string_view name) const {
+    auto it = pools.find(name);
+    return it == pools.end() ? nullptr : it->second.get();
+  }
+};
+
+using RuntimePtr = std::shared_ptr<const Runtime>;
+
+}  // namespace clusweb::http

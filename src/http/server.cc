@@ -1,0 +1,857 @@
+#include "http/server.h"
+
+#include <fcntl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <list>
+#include <thread>
+#include <unordered_map>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <fmt/format.h>
+
+#include "base/log.h"
+#include "http/request_checks.h"
+#include "http/static_file.h"
+#include "http/upstream_pool.h"
+
+namespace clusweb::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using beast::error_code;
+
+namespace {
+
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::chrono::seconds kUpstreamConnectTimeout{5};
+constexpr std::size_t kRelayBufferBytes = 64 * 1024;
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 416: return "Range Not Satisfiable";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return bhttp::obsolete_reason(static_cast<bhttp::status>(status));
+  }
+}
+
+// Headers that describe one hop and are never forwarded.
+bool is_hop_by_hop(bhttp::field name) {
+  switch (name) {
+    case bhttp::field::connection:
+    case bhttp::field::keep_alive:
+    case bhttp::field::proxy_connection:
+    case bhttp::field::te:
+    case bhttp::field::trailer:
+    case bhttp::field::upgrade:
+    case bhttp::field::proxy_authenticate:
+    case bhttp::field::proxy_authorization:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Removes hop-by-hop fields, including those the Connection field names.
+template <bool isRequest, class Fields>
+void strip_hop_by_hop(bhttp::header<isRequest, Fields>& head) {
+  std::vector<std::string> named;
+  for (auto token : bhttp::token_list(head[bhttp::field::connection])) {
+    named.emplace_back(token);
+  }
+  for (const auto& name : named) head.erase(name);
+  for (auto it = head.begin(); it != head.end();) {
+    it = is_hop_by_hop(it->name()) ? head.erase(it) : std::next(it);
+  }
+}
+
+bool is_benign_close(const error_code& ec) {
+  return ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+         ec == asio::error::operation_aborted || ec == beast::error::timeout ||
+         ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+         ec == asio::error::bad_descriptor || ec == asio::ssl::error::stream_truncated;
+}
+
+}  // namespace
+
+// A connection as the server tracks it, so it can be closed from outside its
+// coroutine (site stopped, listener removed, shutdown).
+struct ConnectionSlot {
+  std::string listener_key;
+  std::string site;     // site of the current or last request
+  std::shared_ptr<SiteCounters> counters;  // that site's; counts this connection as active
+  bool busy = false;    // a request is in progress
+  std::function<void()> close;
+
+  void attach(const SiteRuntime& runtime) {
+    if (counters == runtime.counters) return;
+    if (counters) counters->active_connections.fetch_sub(1, std::memory_order_relaxed);
+    site = runtime.site.name;
+    counters = runtime.counters;
+    counters->active_connections.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~ConnectionSlot() {
+    if (counters) counters->active_connections.fetch_sub(1, std::memory_order_relaxed);
+  }
+};
+
+struct HttpServer::Worker {
+  Worker(AccessLogWriter& logs_in, const Clock& clock_in, std::atomic<std::int64_t>& count)
+      : work(io.get_executor()), logs(logs_in), clock(clock_in), files(clock_in),
+        upstreams(io), connection_count(count) {}
+
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work;
+  AccessLogWriter& logs;
+  const Clock& clock;
+  StaticFileHandler files;
+  UpstreamPool upstreams;
+  std::atomic<std::int64_t>& connection_count;
+  RuntimePtr runtime;
+  std::map<std::string, std::unique_ptr<tcp::acceptor>> acceptors;
+  std::list<ConnectionSlot> connections;
+  std::unordered_map<std::string, int> pool_in_flight;
+  std::unordered_map<std::string, std::size_t> next_worker;  // round robin per pool
+  bool stopping = false;
+  std::shared_ptr<asio::steady_timer> grace_timer;  // set while stopping
+  std::thread thread;
+
+  std::time_t date_second = 0;
+  std::string date_text;
+
+  const std::string& http_date() {
+    std::time_t now = std::time(nullptr);
+    if (now != date_second) {
+      date_second = now;
+      std::tm tm{};
+      gmtime_r(&now, &tm);
+      char text[40];
+      std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+      date_text = text;
+    }
+    return date_text;
+  }
+
+  void apply(RuntimePtr next, std::map<std::string, int> fds);
+  void close_affected();
+  asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string key);
+  asio::awaitable<void> serve(tcp::socket socket, std::string key);
+};
+
+namespace {
+
+// Facts about a request that outlive its parser, for logging and counters.
+struct Exchange {
+  int status = 0;
+  std::uint64_t bytes = 0;
+  bool close = false;  // the connection must close after this response
+};
+
+template <class Stream>
+class Session {
+ public:
+  Session(HttpServer::Worker& worker, Stream& stream, std::string listener_key, std::string remote,
+          bool tls, ConnectionSlot& slot)
+      : w_(worker), stream_(stream), listener_key_(std::move(listener_key)),
+        remote_(std::move(remote)), tls_(tls), slot_(slot) {}
+
+  asio::awaitable<void> run();
+
+ private:
+  using Parser = bhttp::request_parser<bhttp::buffer_body>;
+
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+  asio::awaitable<Exchange> handle(const Runtime& rt, Parser& parser);
+  asio::awaitable<Exchange> serve_static(const Runtime& rt, const SiteRuntime& site,
+                                         Parser& parser, std::string_view path,
+                                         std::string_view query, bool keep_alive);
+  asio::awaitable<Exchange> serve_proxy(const Runtime& rt, const PoolRuntime& pool,
+                                        Parser& parser, bool keep_alive, std::string_view host);
+  asio::awaitable<Exchange> write_simple(int status, std::string_view detail, bool keep_alive,
+                                         std::string_view extra_header = {});
+  asio::awaitable<error_code> write_file_body(const OpenFile& file, std::uint64_t offset,
+                                              std::uint64_t length);
+  asio::awaitable<error_code> discard_body(Parser& parser);
+  void begin_head(int status, bool keep_alive, int version);
+  void log(const Runtime& rt, const SiteRuntime* site, const Parser& parser, const Exchange& ex);
+
+  HttpServer::Worker& w_;
+  Stream& stream_;
+  std::string listener_key_;
+  std::string remote_;
+  bool tls_;
+  ConnectionSlot& slot_;
+  beast::flat_buffer buffer_;
+  std::string head_;
+  std::uint64_t cached_generation_ = UINT64_MAX;
+  int listener_index_ = -1;
+};
+
+template <class Stream>
+void Session<Stream>::begin_head(int status, bool keep_alive, int version) {
+  head_.clear();
+  head_ += "HTTP/1.1 ";
+  head_ += std::to_string(status);
+  head_ += ' ';
+  head_ += reason_phrase(status);
+  head_ += "\r\nServer: clusweb\r\nDate: ";
+  head_ += w_.http_date();
+  head_ += "\r\n";
+  if (!keep_alive) {
+    head_ += "Connection: close\r\n";
+  } else if (version < 11) {
+    head_ += "Connection: keep-alive\r\n";
+  }
+}
+
+template <class Stream>
+asio::awaitable<Exchange> Session<Stream>::write_simple(int status, std::string_view detail,
+                                                        bool keep_alive,
+                                                        std::string_view extra_header) {
+  std::string body = fmt::format(
+      "<!DOCTYPE html>\n<html><head><title>{0} {1}</title></head><body><h1>{0} {1}</h1>"
+      "<p>{2}</p></body></html>\n",
+      status, reason_phrase(status), detail);
+  begin_head(status, keep_alive, 11);
+  head_ += "Content-Type: text/html; charset=utf-8\r\nContent-Length: ";
+  head_ += std::to_string(body.size());
+  head_ += "\r\n";
+  head_ += extra_header;
+  head_ += "\r\n";
+  lowest().expires_after(w_.runtime->config->server.limits.idle_timeout);
+  std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body)};
+  auto [ec, n] = co_await asio::async_write(stream_, buffers, kTuple);
+  co_return Exchange{status, ec ? 0 : body.size(), !keep_alive || static_cast<bool>(ec)};
+}
+
+template <class Stream>
+asio::awaitable<error_code> Session<Stream>::discard_body(Parser& parser) {
+  char scratch[8192];
+  while (!parser.is_done()) {
+    parser.get().body().data = scratch;
+    parser.get().body().size = sizeof scratch;
+    auto [ec, n] = co_await bhttp::async_read(stream_, buffer_, parser, kTuple);
+    if (ec == bhttp::error::need_buffer) continue;
+    if (ec) co_return ec;
+  }
+  co_return error_code{};
+}
+
+template <class Stream>
+asio::awaitable<error_code> Session<Stream>::write_file_body(const OpenFile& file,
+                                                             std::uint64_t offset,
+                                                             std::uint64_t length) {
+  const auto idle = w_.runtime->config->server.limits.idle_timeout;
+  if constexpr (std::is_same_v<Stream, PlainStream>) {
+    // Zero-copy: the kernel moves file pages to the socket.
+    auto& socket = lowest().socket();
+    socket.non_blocking(true);
+    off_t position = static_cast<off_t>(offset);
+    std::uint64_t left = length;
+    while (left > 0) {
+      ssize_t sent = ::sendfile(socket.native_handle(), file.fd.get(), &position,
+                                std::min<std::uint64_t>(left, 1u << 20));
+      if (sent > 0) {
+        left -= static_cast<std::uint64_t>(sent);
+        continue;
+      }
+      if (sent == 0) co_return error_code(asio::error::eof);
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) co_return error_code(errno, boost::system::system_category());
+      using namespace asio::experimental::awaitable_operators;
+      asio::steady_timer timer(w_.io, idle);
+      auto result = co_await (socket.async_wait(tcp::socket::wait_write, kTuple) ||
+                              timer.async_wait(kTuple));
+      if (result.index() == 1) co_return error_code(beast::error::timeout);
+      if (auto [ec] = std::get<0>(result); ec) co_return ec;
+    }
+    co_return error_code{};
+  } else {
+    std::vector<char> chunk(std::min<std::uint64_t>(length, kRelayBufferBytes));
+    std::uint64_t position = offset;
+    std::uint64_t left = length;
+    while (left > 0) {
+      ssize_t got = ::pread(file.fd.get(), chunk.data(), std::min<std::uint64_t>(left, chunk.size()),
+                            static_cast<off_t>(position));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) co_return error_code(got == 0 ? EIO : errno, boost::system::system_category());
+      lowest().expires_after(idle);
+      auto [ec, n] = co_await asio::async_write(
+          stream_, asio::buffer(chunk.data(), static_cast<std::size_t>(got)), kTuple);
+      if (ec) co_return ec;
+      position += static_cast<std::uint64_t>(got);
+      left -= static_cast<std::uint64_t>(got);
+    }
+    co_return error_code{};
+  }
+}
+
+template <class Stream>
+asio::awaitable<Exchange> Session<Stream>::serve_static(const Runtime& rt, const SiteRuntime& site,
+                                                        Parser& parser, std::string_view path,
+                                                        std::string_view query, bool keep_alive) {
+  if (!parser.is_done()) {
+    if (auto ec = co_await discard_body(parser); ec) co_return Exchange{400, 0, true};
+  }
+  if (!site.root_fd) {
+    co_return co_await write_simple(500, "The site's content folder cannot be opened.",
+                                    keep_alive);
+  }
+  const auto& req = parser.get();
+  StaticSite static_site{site.root_fd.get(), site.cache_key, &site.site.default_documents,
+                         site.site.directory_browsing, &site.mime};
+  StaticRequest request{req.method_string(),
+                        path,
+                        query,
+                        req[bhttp::field::if_none_match],
+                        req[bhttp::field::if_modified_since],
+                        req[bhttp::field::range],
+                        req[bhttp::field::if_range]};
+  StaticResponse response = w_.files.serve(static_site, request);
+
+  begin_head(response.status, keep_alive, req.version());
+  for (const auto& [name, value] : response.headers) {
+    head_ += name;
+    head_ += ": ";
+    head_ += value;
+    head_ += "\r\n";
+  }
+  std::uint64_t length = response.file ? response.length : response.body.size();
+  if (response.status != 304) {
+    head_ += "Content-Length: ";
+    head_ += std::to_string(length);
+    head_ += "\r\n";
+  }
+  head_ += "\r\n";
+  lowest().expires_after(rt.config->server.limits.idle_timeout);
+
+  Exchange ex{response.status, 0, !keep_alive};
+  if (!response.send_body || response.status == 304) {
+    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head_), kTuple);
+    ex.close = ex.close || static_cast<bool>(ec);
+    co_return ex;
+  }
+  if (!response.file || response.file->in_memory()) {
+    std::string_view body = response.file
+                                ? std::string_view(response.file->contents)
+                                      .substr(response.offset, response.length)
+                                : std::string_view(response.body);
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head_),
+                                              asio::buffer(body.data(), body.size())};
+    auto [ec, n] = co_await asio::async_write(stream_, buffers, kTuple);
+    if (ec) ex.close = true;
+    else ex.bytes = body.size();
+    co_return ex;
+  }
+  auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head_), kTuple);
+  if (!ec) ec = co_await write_file_body(*response.file, response.offset, response.length);
+  if (ec) ex.close = true;
+  else ex.bytes = length;
+  co_return ex;
+}
+
+template <class Stream>
+asio::awaitable<Exchange> Session<Stream>::serve_proxy(const Runtime& rt, const PoolRuntime& pool,
+                                                       Parser& parser, bool keep_alive,
+                                                       std::string_view host) {
+  const auto& limits = rt.config->server.limits;
+  auto& req = parser.get();
+  const bool has_body = !parser.is_done();
+  if (pool.state != 1 || pool.endpoints.empty()) {
+    std::string reason = pool.state != 1 ? (pool.reason.empty() ? "Disabled" : pool.reason)
+                                         : std::string("NoWorker");
+    // The unread body would be taken for the next request: close instead.
+    co_return co_await write_simple(
+        503, fmt::format("The application pool \"{}\" is not available ({}).", pool.name, reason),
+        keep_alive && !has_body, fmt::format("X-Clusweb-Reason: {}\r\n", reason));
+  }
+  int& in_flight = w_.pool_in_flight[pool.name];
+  if (in_flight >= pool.queue_length) {
+    pool.counters->queue_full.fetch_add(1, std::memory_order_relaxed);
+    co_return co_await write_simple(
+        503, fmt::format("The application pool \"{}\" has too many queued requests.", pool.name),
+        keep_alive && !has_body, "X-Clusweb-Reason: QueueFull\r\n");
+  }
+  pool.counters->requests.fetch_add(1, std::memory_order_relaxed);
+  ++in_flight;
+  struct InFlight {
+    int& count;
+    ~InFlight() { --count; }
+  } guard{in_flight};
+
+  // The forwarded request: hop-by-hop fields out, forwarding fields in.
+  const bool expect_continue =
+      beast::iequals(req[bhttp::field::expect], "100-continue");
+  strip_hop_by_hop(req);
+  req.erase(bhttp::field::expect);
+  std::string forwarded_for(req["X-Forwarded-For"]);
+  forwarded_for = forwarded_for.empty() ? remote_ : forwarded_for + ", " + remote_;
+  req.set("X-Forwarded-For", forwarded_for);
+  req.set("X-Forwarded-Proto", tls_ ? "https" : "http");
+  req.set("X-Forwarded-Host", host);
+  const int client_version = req.version();
+  req.version(11);
+  req.keep_alive(true);
+  const bool head_request = req.method() == bhttp::verb::head;
+
+  auto& index = w_.next_worker[pool.name];
+  std::unique_ptr<UpstreamPool::Connection> upstream;
+  bhttp::response_parser<bhttp::buffer_body> response_parser;
+  std::vector<char> relay(kRelayBufferBytes);
+  // A reused idle connection may have been closed by its worker; a request
+  // without a body is safe to send again on a fresh connection, once.
+  for (int attempt = 0; attempt < 2 && !upstream; ++attempt) {
+    const std::string& endpoint = pool.endpoints[index++ % pool.endpoints.size()];
+    auto acquired = co_await w_.upstreams.acquire(endpoint, kUpstreamConnectTimeout, attempt == 0);
+    if (!acquired) {
+      logger("http")->warn("worker unreachable pool={} endpoint={} error=\"{}\"", pool.name,
+                           endpoint, acquired.error().message);
+      continue;
+    }
+    auto connection = std::move(*acquired);
+    if (expect_continue && attempt == 0) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kContinue), kTuple);
+      if (ec) co_return Exchange{0, 0, true};
+    }
+    connection->stream.expires_after(limits.idle_timeout);
+    bhttp::request_serializer<bhttp::buffer_body> serializer(req);
+    error_code ec;
+    if (!has_body) {
+      req.body().data = nullptr;
+      req.body().size = 0;
+      req.body().more = false;
+      std::tie(ec, std::ignore) = co_await bhttp::async_write(connection->stream, serializer, kTuple);
+    } else {
+      // Stream the body: read a piece from the client, write it upstream.
+      do {
+        if (!parser.is_done()) {
+          req.body().data = relay.data();
+          req.body().size = relay.size();
+          lowest().expires_after(limits.idle_timeout);
+          auto [rec, rn] = co_await bhttp::async_read(stream_, buffer_, parser, kTuple);
+          if (rec && rec != bhttp::error::need_buffer) co_return Exchange{400, 0, true};
+          req.body().size = relay.size() - req.body().size;
+          req.body().data = relay.data();
+          req.body().more = !parser.is_done();
+        } else {
+          req.body().data = nullptr;
+          req.body().size = 0;
+          req.body().more = false;
+        }
+        connection->stream.expires_after(limits.idle_timeout);
+        std::tie(ec, std::ignore) = co_await bhttp::async_write(connection->stream, serializer, kTuple);
+        if (ec == bhttp::error::need_buffer) ec = {};
+      } while (!ec && !serializer.is_done());
+    }
+    if (!ec) {
+      if (head_request) response_parser.skip(true);
+      response_parser.body_limit(boost::none);
+      connection->stream.expires_after(limits.idle_timeout);
+      std::tie(ec, std::ignore) = co_await bhttp::async_read_header(
+          connection->stream, connection->buffer, response_parser, kTuple);
+    }
+    if (ec) {
+      bool retry = connection->reused && !has_body && attempt == 0 &&
+                   !response_parser.got_some();
+      logger("http")->debug("upstream exchange failed pool={} endpoint={} error=\"{}\" retry={}",
+                            pool.name, endpoint, ec.message(), retry);
+      if (!retry) {
+        co_return co_await write_simple(
+            502, fmt::format("The application pool \"{}\" did not answer.", pool.name), false);
+      }
+      response_parser.~parser();
+      new (&response_parser) bhttp::response_parser<bhttp::buffer_body>();
+      continue;
+    }
+    upstream = std::move(connection);
+  }
+  if (!upstream) {
+    co_return co_await write_simple(
+        503, fmt::format("No worker of the application pool \"{}\" can be reached.", pool.name),
+        keep_alive && !has_body, "X-Clusweb-Reason: NoWorker\r\n");
+  }
+
+  // The response: relay head and body to the client as they arrive.
+  auto& res = response_parser.get();
+  const int status = res.result_int();
+  const bool upstream_keep_alive = res.keep_alive();
+  strip_hop_by_hop(res);
+  res.set(bhttp::field::server, "clusweb");
+  bool client_keep_alive = keep_alive;
+  const bool bodiless = head_request || status / 100 == 1 || status == 204 || status == 304;
+  if (!bodiless && !res.chunked() && !res.has_content_length()) {
+    // Close-delimited from the worker: chunk it for HTTP/1.1 clients.
+    if (client_version >= 11) res.chunked(true);
+    else client_keep_alive = false;
+  } else if (!bodiless && res.chunked() && client_version < 11) {
+    res.chunked(false);
+    client_keep_alive = false;
+  }
+  res.version(11);
+  res.keep_alive(client_keep_alive);
+  if (client_version < 11 && client_keep_alive) res.set(bhttp::field::connection, "keep-alive");
+
+  Exchange ex{status, 0, !client_keep_alive};
+  bhttp::response_serializer<bhttp::buffer_body> serializer(res);
+  lowest().expires_after(limits.idle_timeout);
+  error_code ec;
+  if (bodiless || response_parser.is_done()) {
+    res.body().data = nullptr;
+    res.body().size = 0;
+    res.body().more = false;
+    if (bodiless) {
+      std::tie(ec, std::ignore) = co_await bhttp::async_write_header(stream_, serializer, kTuple);
+    } else {
+      std::tie(ec, std::ignore) = co_await bhttp::async_write(stream_, serializer, kTuple);
+    }
+  } else {
+    do {
+      if (!response_parser.is_done()) {
+        res.body().data = relay.data();
+        res.body().size = relay.size();
+        upstream->stream.expires_after(limits.idle_timeout);
+        auto [rec, rn] = co_await bhttp::async_read(upstream->stream, upstream->buffer,
+                                                   response_parser, kTuple);
+        if (rec && rec != bhttp::error::need_buffer) {
+          // The worker failed mid-response: the client cannot be told
+          // otherwise than by closing.
+          co_return Exchange{status, ex.bytes, true};
+        }
+        res.body().size = relay.size() - res.body().size;
+        res.body().data = relay.data();
+        res.body().more = !response_parser.is_done();
+        ex.bytes += res.body().size;
+      } else {
+        res.body().data = nullptr;
+        res.body().size = 0;
+        res.body().more = false;
+      }
+      lowest().expires_after(limits.idle_timeout);
+      std::tie(ec, std::ignore) = co_await bhttp::async_write(stream_, serializer, kTuple);
+      if (ec == bhttp::error::need_buffer) ec = {};
+    } while (!ec && !serializer.is_done());
+  }
+  if (ec) ex.close = true;
+  if (upstream_keep_alive && response_parser.is_done()) {
+    w_.upstreams.release(std::move(upstream));
+  }
+  co_return ex;
+}
+
+template <class Stream>
+asio::awaitable<Exchange> Session<Stream>::handle(const Runtime& rt, Parser& parser) {
+  const auto& req = parser.get();
+  const auto& limits = rt.config->server.limits;
+  bool keep_alive = req.keep_alive() && !w_.stopping;
+
+  if (auto verdict = check_request_head(req.base(), limits); verdict.status != 0) {
+    co_return co_await write_simple(verdict.status, verdict.reason, false);
+  }
+  auto target = split_target(req.target());
+  std::string_view host =
+      target.authority.empty() ? std::string_view(req[bhttp::field::host]) : target.authority;
+
+  if (cached_generation_ != rt.generation) {
+    cached_generation_ = rt.generation;
+    listener_index_ = rt.router->listener_index(listener_key_);
+  }
+  int site_index = rt.router->route(listener_index_, host);
+  if (site_index == Router::kNoSite) {
+    co_return co_await write_simple(400, "No site is bound to this host name.", false);
+  }
+  const SiteRuntime& site = *rt.sites[site_index];
+  slot_.attach(site);
+  if (!rt.started[site_index]) {
+    co_return co_await write_simple(503, "The site is stopped.", false,
+                                    "X-Clusweb-Reason: SiteStopped\r\n");
+  }
+  Exchange ex;
+  const config::Application* app = rt.router->application(site_index, target.path);
+  if (app != nullptr && !app->pool.empty()) {
+    const PoolRuntime* pool = rt.pool(app->pool);
+    if (pool == nullptr) {
+      ex = co_await write_simple(503, "The application pool does not exist.", keep_alive);
+    } else {
+      std::string host_copy(host);
+      ex = co_await serve_proxy(rt, *pool, parser, keep_alive, host_copy);
+    }
+  } else {
+    ex = co_await serve_static(rt, site, parser, target.path, target.query, keep_alive);
+  }
+  site.counters->count_response(ex.status, ex.bytes);
+  if (site.access_log) log(rt, &site, parser, ex);
+  co_return ex;
+}
+
+template <class Stream>
+void Session<Stream>::log(const Runtime&, const SiteRuntime* site, const Parser& parser,
+                          const Exchange& ex) {
+  const auto& req = parser.get();
+  AccessRecord record;
+  record.remote = remote_;
+  record.method = req.method_string();
+  record.target = req.target();
+  record.version = req.version();
+  record.status = ex.status;
+  record.bytes = ex.bytes;
+  record.referer = req[bhttp::field::referer];
+  record.user_agent = req[bhttp::field::user_agent];
+  record.unix_time = std::chrono::duration_cast<std::chrono::seconds>(
+                         w_.clock.wall_now().time_since_epoch())
+                         .count();
+  w_.logs.append(site->site.name, format_combined(record));
+}
+
+template <class Stream>
+asio::awaitable<void> Session<Stream>::run() {
+  bool first = true;
+  while (!w_.stopping) {
+    RuntimePtr rt = w_.runtime;
+    const auto& limits = rt->config->server.limits;
+    Parser parser;
+    parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+    parser.body_limit(limits.max_body_bytes);
+    lowest().expires_after(first ? limits.header_timeout : limits.idle_timeout);
+    first = false;
+    slot_.busy = false;
+    auto [ec, n] = co_await bhttp::async_read_header(stream_, buffer_, parser, kTuple);
+    if (ec) {
+      if (is_benign_close(ec) || w_.stopping) co_return;
+      if (ec == bhttp::error::header_limit) {
+        co_await write_simple(431, "The request head is too large.", false);
+      } else {
+        co_await write_simple(400, "The request could not be parsed.", false);
+      }
+      co_return;
+    }
+    slot_.busy = true;
+    // Re-read: a new runtime may have been installed while we waited.
+    rt = w_.runtime;
+    Exchange ex = co_await handle(*rt, parser);
+    if (ex.close || w_.stopping) co_return;
+  }
+}
+
+}  // namespace
+
+void HttpServer::Worker::close_affected() {
+  for (auto& slot : connections) {
+    bool listener_gone = runtime->router->listener_index(slot.listener_key) < 0;
+    bool site_down = false;
+    if (!slot.site.empty()) {
+      int index = runtime->router->site_index(slot.site);
+      site_down = index < 0 || !runtime->started[index];
+    }
+    if (listener_gone || site_down || (stopping && !slot.busy)) slot.close();
+  }
+}
+
+void HttpServer::Worker::apply(RuntimePtr next, std::map<std::string, int> fds) {
+  runtime = std::move(next);
+  files.clear();
+  // Listeners: keep those still wanted, open new ones, close the rest.
+  for (auto it = acceptors.begin(); it != acceptors.end();) {
+    if (fds.count(it->first) == 0) {
+      error_code ignored;
+      it->second->close(ignored);
+      it = acceptors.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [key, fd] : fds) {
+    if (acceptors.count(key) != 0) {
+      if (fd >= 0) ::close(fd);
+      continue;
+    }
+    if (fd < 0) continue;
+    sockaddr_storage address{};
+    socklen_t length = sizeof address;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+    auto protocol = address.ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
+    error_code ec;
+    auto acceptor = std::make_unique<tcp::acceptor>(io);
+    acceptor->assign(protocol, fd, ec);
+    if (ec) {
+      logger("http")->error("cannot use listener key={} error=\"{}\"", key, ec.message());
+      ::close(fd);
+      continue;
+    }
+    auto& ref = *acceptor;
+    acceptors.emplace(key, std::move(acceptor));
+    asio::co_spawn(io, accept_loop(ref, key), asio::detached);
+  }
+  std::vector<std::string> live;
+  for (const auto& [name, pool] : runtime->pools) {
+    live.insert(live.end(), pool->endpoints.begin(), pool->endpoints.end());
+  }
+  upstreams.retain_only(live);
+  close_affected();
+}
+
+asio::awaitable<void> HttpServer::Worker::accept_loop(tcp::acceptor& acceptor, std::string key) {
+  asio::steady_timer backoff(io);
+  while (acceptor.is_open() && !stopping) {
+    auto [ec, socket] = co_await acceptor.async_accept(kTuple);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      // Out of descriptors or memory: pause rather than spin.
+      logger("http")->warn("accept failed listener={} error=\"{}\"", key, ec.message());
+      backoff.expires_after(std::chrono::milliseconds(100));
+      co_await backoff.async_wait(kTuple);
+      continue;
+    }
+    if (connection_count.load(std::memory_order_relaxed) >=
+        runtime->config->server.limits.max_connections) {
+      error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    asio::co_spawn(io, serve(std::move(socket), key), asio::detached);
+  }
+}
+
+asio::awaitable<void> HttpServer::Worker::serve(tcp::socket socket, std::string key) {
+  connection_count.fetch_add(1, std::memory_order_relaxed);
+  struct Count {
+    std::atomic<std::int64_t>& n;
+    ~Count() { n.fetch_sub(1, std::memory_order_relaxed); }
+  } count{connection_count};
+
+  RuntimePtr rt = runtime;
+  int listener = rt->router->listener_index(key);
+  if (listener < 0) co_return;
+  error_code ec;
+  auto peer = socket.remote_endpoint(ec);
+  std::string remote = ec ? std::string("-") : peer.address().to_string();
+  auto slot = connections.insert(connections.end(), ConnectionSlot{key, {}, {}, false, {}});
+  struct Unregister {
+    std::list<ConnectionSlot>& list;
+    std::list<ConnectionSlot>::iterator it;
+    Worker& worker;
+    ~Unregister() {
+      list.erase(it);
+      // The last connection gone ends the grace period early.
+      if (worker.stopping && list.empty() && worker.grace_timer) worker.grace_timer->cancel();
+    }
+  } unregister{connections, slot, *this};
+
+  const auto& listener_runtime = rt->listeners[listener];
+  if (listener_runtime.tls) {
+    auto tls = listener_runtime.tls_listener;  // keeps the contexts alive
+    TlsStream stream(PlainStream(std::move(socket)), tls->default_context());
+    slot->close = [&stream] { beast::get_lowest_layer(stream).close(); };
+    beast::get_lowest_layer(stream).expires_after(rt->config->server.limits.header_timeout);
+    auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
+    if (hec) co_return;
+    Session<TlsStream> session(*this, stream, key, remote, true, *slot);
+    co_await session.run();
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+    co_await stream.async_shutdown(kTuple);
+  } else {
+    PlainStream stream(std::move(socket));
+    slot->close = [&stream] { stream.close(); };
+    Session<PlainStream> session(*this, stream, key, remote, false, *slot);
+    co_await session.run();
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+}
+
+HttpServer::HttpServer(int threads, AccessLogWriter& logs, const Clock& clock) {
+  for (int i = 0; i < std::max(1, threads); ++i) {
+    workers_.push_back(std::make_unique<Worker>(logs, clock, connections_));
+  }
+}
+
+HttpServer::~HttpServer() {
+  for (auto& worker : workers_) {
+    worker->work.reset();
+    worker->io.stop();
+    if (worker->thread.joinable()) worker->thread.join();
+  }
+}
+
+void HttpServer::update(RuntimePtr runtime, const std::map<std::string, int>& listener_fds) {
+  for (auto& worker : workers_) {
+    std::map<std::string, int> own;
+    for (const auto& [key, fd] : listener_fds) {
+      own.emplace(key, fd < 0 ? -1 : ::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+    }
+    asio::post(worker->io, [w = worker.get(), runtime, own = std::move(own)]() mutable {
+      w->apply(runtime, std::move(own));
+    });
+  }
+}
+
+void HttpServer::start() {
+  for (auto& worker : workers_) {
+    worker->thread = std::thread([w = worker.get()] { w->io.run(); });
+  }
+}
+
+void HttpServer::stop(std::chrono::milliseconds grace) {
+  for (auto& worker : workers_) {
+    asio::post(worker->io, [w = worker.get(), grace] {
+      w->stopping = true;
+      for (auto& [key, acceptor] : w->acceptors) {
+        error_code ignored;
+        acceptor->close(ignored);
+      }
+      w->close_affected();
+      // After the grace period, whatever is still running is cut off.
+      w->grace_timer = std::make_shared<asio::steady_timer>(w->io, grace);
+      w->grace_timer->async_wait([w](error_code) {
+        for (auto& slot : w->connections) slot.close();
+      });
+      if (w->connections.empty()) w->grace_timer->cancel();
+      w->work.reset();
+    });
+  }
+  for (auto& worker : workers_) {
+    if (worker->thread.joinable()) worker->thread.join();
+  }
+}
+
+}  // namespace clusweb::http

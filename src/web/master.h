@@ -1,0 +1,135 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "base/clock.h"
+#include "base/process.h"
+#include "base/result.h"
+#include "config/web_config.h"
+#include "pool/pool_manager.h"
+#include "web/control_channel.h"
+#include "web/event_log.h"
+#include "web/listeners.h"
+#include "web/protocol.h"
+
+namespace clusweb::web {
+
+struct WebServiceOptions {
+  std::vector<std::string> config_paths;  // manifest files or folders
+  std::string run_dir = "/run/clusweb";   // admin socket, pool sockets
+  std::string state_dir = "/var/lib/clusweb";  // logs of pool workers
+  std::string executable;                 // this binary, to start the front end
+  std::string log_level = "info";
+  std::chrono::milliseconds drain_grace{10'000};  // graceful stop of the front end
+};
+
+// IIS site states.
+enum class SiteState { kStarting = 0, kStarted = 1, kStopping = 2, kStopped = 3 };
+std::string_view to_string(SiteState state);
+
+struct ReloadSummary {
+  std::uint64_t generation = 0;
+  std::size_t sites = 0;
+  std::size_t pools = 0;
+};
+
+// The root master of `clusweb web` (nginx's model): owns the configuration,
+// binds listeners, opens log files, runs application pools, and supervises
+// the unprivileged front end that serves HTTP, feeding it everything over a
+// control channel. Not thread-safe: everything runs on one io_context.
+class WebMaster {
+ public:
+  WebMaster(boost::asio::io_context& io, const Clock& clock, ChildReaper& reaper,
+            WebServiceOptions options);
+  ~WebMaster();
+
+  // Loads and applies the configuration, starts pools and the front end.
+  Status start();
+  // Parses, validates and swaps in the configuration; a bad one changes
+  // nothing and the error says what and where.
+  Result<ReloadSummary> reload();
+  Status start_site(const std::string& name);
+  Status stop_site(const std::string& name);
+  // Reopens every access log (log rotation) and hands the files over.
+  void reopen_logs();
+  // Graceful stop: front end drains, pools stop; then `done`.
+  void shutdown(std::function<void()> done);
+
+  pool::PoolManager& pools() { return *pools_; }
+  EventLog& events() { return events_; }
+  const config::WebConfig& config() const { return *config_; }
+  std::uint64_t generation() const { return generation_; }
+  SiteState site_state(const std::string& name) const;
+  pid_t frontend_pid() const { return frontend_ ? frontend_->pid : 0; }
+  std::int64_t started_at_unix_ms() const { return started_at_unix_ms_; }
+
+  // Counters from the front end, or nullopt when it does not answer in time.
+  boost::asio::awaitable<std::optional<protocol::StatsMessage>> fetch_stats();
+
+ private:
+  struct Frontend {
+    pid_t pid = 0;
+    std::unique_ptr<ControlChannel> channel;
+    std::string user;
+    int threads = 1;
+    bool retiring = false;
+  };
+
+  Result<std::map<std::string, std::string>> read_pem(const config::WebConfig& config) const;
+  Status check_tls(const config::WebConfig& config,
+                   const std::map<std::string, std::string>& pem) const;
+  Result<std::map<std::string, UniqueFd>> open_access_logs(const config::WebConfig& config) const;
+  Status apply(std::shared_ptr<const config::WebConfig> next);
+  Status spawn_frontend();
+  void send_config(Frontend& frontend);
+  void send_state();
+  void on_frontend_message(Frontend* frontend, ControlMessage message);
+  void on_frontend_exit(pid_t pid, int wait_status);
+  std::vector<protocol::PoolView> pool_views() const;
+  std::map<std::string, bool> site_flags() const;
+  void record(std::string type, std::string name, std::string state, int code, std::string reason,
+              std::string message);
+
+  boost::asio::io_context& io_;
+  const Clock& clock_;
+  ChildReaper& reaper_;
+  WebServiceOptions options_;
+  std::shared_ptr<spdlog::logger> log_;
+  EventLog events_;
+  ListenerSet listeners_;
+  std::unique_ptr<pool::PoolManager> pools_;
+  std::shared_ptr<const config::WebConfig> config_;
+  std::map<std::string, std::string> pem_;
+  std::map<std::string, UniqueFd> access_logs_;
+  std::map<std::string, SiteState> sites_;
+  std::uint64_t generation_ = 0;
+  std::unique_ptr<Frontend> frontend_;
+  std::vector<std::unique_ptr<Frontend>> retiring_;
+  std::optional<UserIds> frontend_user_;
+  boost::asio::steady_timer respawn_timer_;
+  int respawn_failures_ = 0;
+  bool stopping_ = false;
+  std::function<void()> stopped_;
+  std::int64_t started_at_unix_ms_ = 0;
+
+  // Outstanding stats requests: id -> (timer to wake the waiter, result slot).
+  struct PendingStats {
+    boost::asio::steady_timer* timer;
+    std::optional<protocol::StatsMessage>* result;
+  };
+  std::map<std::uint64_t, PendingStats> pending_stats_;
+  std::uint64_t next_stats_id_ = 1;
+};
+
+}  // namespace clusweb::web
