@@ -1,11 +1,11 @@
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cassert>
 #include <string>
 #include <utility>
 #include <variant>
-
-#include <fmt/format.h>
 
 namespace clusweb {
 
@@ -16,9 +16,11 @@ struct Error {
   std::string where;
   int sys_errno = 0;
 
-  // "where: message" or just "message".
+  // "where: message", or just "message" when there is no `where` or the
+  // message already starts with it (multi-problem reports name each place).
   std::string describe() const {
-    return where.empty() ? message : where + ": " + message;
+    if (where.empty() || message.starts_with(where)) return message;
+    return where + ": " + message;
   }
 };
 
@@ -35,7 +37,7 @@ Error errno_error(std::string_view call, std::string_view what);
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : state_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : state_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : state_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return state_.index() == 0; }
@@ -71,7 +73,8 @@ template <>
 class [[nodiscard]] Result<void> {
  public:
   Result() = default;
-  Result(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT(google-explicit-constructor)
+  Result(Error error)
+      : error_(std::move(error)), ok_(false) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return ok_; }
   explicit operator bool() const { return ok_; }

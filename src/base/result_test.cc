@@ -1,8 +1,8 @@
 #include "base/result.h"
 
-#include <cerrno>
-
 #include <gtest/gtest.h>
+
+#include <cerrno>
 
 namespace clusweb {
 namespace {
@@ -25,6 +25,8 @@ TEST(ResultTest, DescribeIncludesWhere) {
   Error e{"unknown field \"colour\"", "site.yaml:4", 0};
   EXPECT_EQ(e.describe(), "site.yaml:4: unknown field \"colour\"");
   EXPECT_EQ((Error{"x", "", 0}).describe(), "x");
+  EXPECT_EQ((Error{"a.yaml:3: bad\na.yaml:9: worse", "a.yaml:3", 0}).describe(),
+            "a.yaml:3: bad\na.yaml:9: worse");
 }
 
 TEST(ResultTest, ErrnoErrorNamesCallAndTarget) {

@@ -17,7 +17,6 @@
 #include <limits>
 #include <map>
 #include <optional>
-#include <set>
 #include <utility>
 
 #include "base/unique_fd.h"

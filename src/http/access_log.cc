@@ -1,11 +1,10 @@
 #include "http/access_log.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <ctime>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace clusweb::http {
 
@@ -44,8 +43,8 @@ std::string format_combined(const AccessRecord& r) {
   out += " - - [";
   out += date;
   out += "] ";
-  std::string request = fmt::format("{} {} HTTP/{}.{}", r.method, r.target, r.version / 10,
-                                    r.version % 10);
+  std::string request =
+      fmt::format("{} {} HTTP/{}.{}", r.method, r.target, r.version / 10, r.version % 10);
   append_quoted(out, request);
   out += fmt::format(" {} {} ", r.status, r.bytes);
   append_quoted(out, r.referer);

@@ -1,9 +1,8 @@
 #pragma once
 
-#include <string_view>
-
 #include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/message.hpp>
+#include <string_view>
 
 #include "config/web_config.h"
 

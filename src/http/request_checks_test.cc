@@ -1,9 +1,10 @@
 #include "http/request_checks.h"
 
+#include <gtest/gtest.h>
+
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <gtest/gtest.h>
 
 namespace clusweb::http {
 namespace {
@@ -35,10 +36,10 @@ TEST(RequestChecksTest, AcceptsOrdinaryRequests) {
 bool rejected(int v) { return v == -1 || v >= 400; }
 
 TEST(RequestChecksTest, RejectsSmugglingShapes) {
-  EXPECT_TRUE(rejected(verdict("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
-                               "Transfer-Encoding: chunked\r\n\r\n")));
-  EXPECT_EQ(verdict("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
-            501);
+  EXPECT_TRUE(
+      rejected(verdict("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+                       "Transfer-Encoding: chunked\r\n\r\n")));
+  EXPECT_EQ(verdict("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), 501);
   EXPECT_EQ(verdict("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
   EXPECT_TRUE(rejected(
       verdict("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n")));

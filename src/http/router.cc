@@ -75,6 +75,17 @@ int Router::route(int listener, std::string_view host_header) const {
   return routes.catch_all;
 }
 
+Router::ApplicationMatch Router::match_application(int site, std::string_view raw_path) const {
+  if (raw_path == "*") return {};
+  ResolvedPath resolved = resolve_request_path(raw_path);
+  if (resolved.verdict != PathVerdict::kOk) return {resolved.verdict, nullptr};
+  std::string normalized;
+  normalized.reserve(resolved.relative.size() + 1);
+  normalized.push_back('/');
+  normalized.append(resolved.relative);
+  return {PathVerdict::kOk, application(site, normalized)};
+}
+
 const config::Application* Router::application(int site, std::string_view path) const {
   if (site < 0 || site >= static_cast<int>(sites_.size())) return nullptr;
   // Applications are sorted longest path first by the loader.

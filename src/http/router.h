@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "config/web_config.h"
+#include "http/path_resolver.h"
 
 namespace clusweb::http {
 
@@ -33,13 +34,24 @@ class Router {
   // segment boundary, or nullptr for the site's static content.
   const config::Application* application(int site, std::string_view path) const;
 
+  // What a raw (percent-encoded) request path leads to: the path is decoded
+  // and normalized exactly as static content would look it up
+  // (resolve_request_path), so "//api/x", "/%61pi/x" and "/./api/x" all
+  // belong to the application at "/api". `verdict` is not kOk for a path
+  // that must be refused outright; "*" (OPTIONS *) matches no application.
+  struct ApplicationMatch {
+    PathVerdict verdict = PathVerdict::kOk;
+    const config::Application* application = nullptr;
+  };
+  ApplicationMatch match_application(int site, std::string_view raw_path) const;
+
   const std::vector<const config::Site*>& sites() const { return sites_; }
   int site_index(std::string_view name) const;
 
  private:
   struct ListenerRoutes {
-    std::map<std::string, int, std::less<>> exact;         // host -> site
-    std::vector<std::pair<std::string, int>> wildcards;    // ".suffix" -> site, longest first
+    std::map<std::string, int, std::less<>> exact;       // host -> site
+    std::vector<std::pair<std::string, int>> wildcards;  // ".suffix" -> site, longest first
     int catch_all = kNoSite;
   };
 

@@ -44,7 +44,7 @@ struct SiteRuntime {
   UniqueFd root_fd;        // O_PATH directory of site.root; invalid when it could not be opened
   std::string root_error;  // why root_fd is invalid
   MimeTypes mime;
-  std::string cache_key;   // site name + generation it was opened in
+  std::string cache_key;  // site name + generation it was opened in
   std::shared_ptr<SiteCounters> counters;
   bool access_log = false;
 };
@@ -72,7 +72,7 @@ struct ListenerRuntime {
 struct Runtime {
   std::uint64_t generation = 0;
   std::shared_ptr<const config::WebConfig> config;
-  std::shared_ptr<const Router> router;  // built over *config
+  std::shared_ptr<const Router> router;                   // built over *config
   std::vector<std::shared_ptr<const SiteRuntime>> sites;  // by router site index
   std::vector<bool> started;                              // by router site index
   std::map<std::string, std::shared_ptr<const PoolRuntime>, std::less<>> pools;

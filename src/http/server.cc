@@ -1,14 +1,10 @@
 #include "http/server.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <ctime>
-#include <list>
-#include <thread>
-#include <unordered_map>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -27,7 +23,11 @@
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
-#include <fmt/format.h>
+#include <ctime>
+#include <list>
+#include <span>
+#include <thread>
+#include <unordered_map>
 
 #include "base/log.h"
 #include "http/request_checks.h"
@@ -48,29 +48,48 @@ namespace {
 
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::chrono::seconds kUpstreamConnectTimeout{5};
-constexpr std::size_t kRelayBufferBytes = 64 * 1024;
+constexpr std::size_t kRelayBufferBytes = 32 * 1024;
 
 std::string_view reason_phrase(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 416: return "Range Not Satisfiable";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return bhttp::obsolete_reason(static_cast<bhttp::status>(status));
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 416:
+      return "Range Not Satisfiable";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return bhttp::obsolete_reason(static_cast<bhttp::status>(status));
   }
 }
 
@@ -117,9 +136,9 @@ bool is_benign_close(const error_code& ec) {
 // coroutine (site stopped, listener removed, shutdown).
 struct ConnectionSlot {
   std::string listener_key;
-  std::string site;     // site of the current or last request
+  std::string site;                        // site of the current or last request
   std::shared_ptr<SiteCounters> counters;  // that site's; counts this connection as active
-  bool busy = false;    // a request is in progress
+  bool busy = false;                       // a request is in progress
   std::function<void()> close;
 
   void attach(const SiteRuntime& runtime) {
@@ -136,8 +155,12 @@ struct ConnectionSlot {
 
 struct HttpServer::Worker {
   Worker(AccessLogWriter& logs_in, const Clock& clock_in, std::atomic<std::int64_t>& count)
-      : work(io.get_executor()), logs(logs_in), clock(clock_in), files(clock_in),
-        upstreams(io), connection_count(count) {}
+      : work(io.get_executor()),
+        logs(logs_in),
+        clock(clock_in),
+        files(clock_in),
+        upstreams(io),
+        connection_count(count) {}
 
   asio::io_context io{1};
   asio::executor_work_guard<asio::io_context::executor_type> work;
@@ -191,8 +214,12 @@ class Session {
  public:
   Session(HttpServer::Worker& worker, Stream& stream, std::string listener_key, std::string remote,
           bool tls, ConnectionSlot& slot)
-      : w_(worker), stream_(stream), listener_key_(std::move(listener_key)),
-        remote_(std::move(remote)), tls_(tls), slot_(slot) {}
+      : w_(worker),
+        stream_(stream),
+        listener_key_(std::move(listener_key)),
+        remote_(std::move(remote)),
+        tls_(tls),
+        slot_(slot) {}
 
   asio::awaitable<void> run();
 
@@ -201,11 +228,11 @@ class Session {
 
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
   asio::awaitable<Exchange> handle(const Runtime& rt, Parser& parser);
-  asio::awaitable<Exchange> serve_static(const Runtime& rt, const SiteRuntime& site,
-                                         Parser& parser, std::string_view path,
-                                         std::string_view query, bool keep_alive);
-  asio::awaitable<Exchange> serve_proxy(const Runtime& rt, const PoolRuntime& pool,
-                                        Parser& parser, bool keep_alive, std::string_view host);
+  asio::awaitable<Exchange> serve_static(const Runtime& rt, const SiteRuntime& site, Parser& parser,
+                                         std::string_view path, std::string_view query,
+                                         bool keep_alive);
+  asio::awaitable<Exchange> serve_proxy(const Runtime& rt, const PoolRuntime& pool, Parser& parser,
+                                        bool keep_alive, std::string_view host);
   asio::awaitable<Exchange> write_simple(int status, std::string_view detail, bool keep_alive,
                                          std::string_view extra_header = {});
   asio::awaitable<error_code> write_file_body(const OpenFile& file, std::uint64_t offset,
@@ -222,6 +249,7 @@ class Session {
   ConnectionSlot& slot_;
   beast::flat_buffer buffer_;
   std::string head_;
+  std::unique_ptr<char[]> relay_;
   std::uint64_t cached_generation_ = UINT64_MAX;
   int listener_index_ = -1;
 };
@@ -299,8 +327,8 @@ asio::awaitable<error_code> Session<Stream>::write_file_body(const OpenFile& fil
       if (errno != EAGAIN) co_return error_code(errno, boost::system::system_category());
       using namespace asio::experimental::awaitable_operators;
       asio::steady_timer timer(w_.io, idle);
-      auto result = co_await (socket.async_wait(tcp::socket::wait_write, kTuple) ||
-                              timer.async_wait(kTuple));
+      auto result =
+          co_await (socket.async_wait(tcp::socket::wait_write, kTuple) || timer.async_wait(kTuple));
       if (result.index() == 1) co_return error_code(beast::error::timeout);
       if (auto [ec] = std::get<0>(result); ec) co_return ec;
     }
@@ -310,8 +338,9 @@ asio::awaitable<error_code> Session<Stream>::write_file_body(const OpenFile& fil
     std::uint64_t position = offset;
     std::uint64_t left = length;
     while (left > 0) {
-      ssize_t got = ::pread(file.fd.get(), chunk.data(), std::min<std::uint64_t>(left, chunk.size()),
-                            static_cast<off_t>(position));
+      ssize_t got =
+          ::pread(file.fd.get(), chunk.data(), std::min<std::uint64_t>(left, chunk.size()),
+                  static_cast<off_t>(position));
       if (got < 0 && errno == EINTR) continue;
       if (got <= 0) co_return error_code(got == 0 ? EIO : errno, boost::system::system_category());
       lowest().expires_after(idle);
@@ -330,11 +359,15 @@ asio::awaitable<Exchange> Session<Stream>::serve_static(const Runtime& rt, const
                                                         Parser& parser, std::string_view path,
                                                         std::string_view query, bool keep_alive) {
   if (!parser.is_done()) {
-    if (auto ec = co_await discard_body(parser); ec) co_return Exchange{400, 0, true};
+    if (auto ec = co_await discard_body(parser); ec) {
+      if (ec == bhttp::error::body_limit) {
+        co_return co_await write_simple(413, "The request body is too large.", false);
+      }
+      co_return Exchange{400, 0, true};
+    }
   }
   if (!site.root_fd) {
-    co_return co_await write_simple(500, "The site's content folder cannot be opened.",
-                                    keep_alive);
+    co_return co_await write_simple(500, "The site's content folder cannot be opened.", keep_alive);
   }
   const auto& req = parser.get();
   StaticSite static_site{site.root_fd.get(), site.cache_key, &site.site.default_documents,
@@ -371,21 +404,25 @@ asio::awaitable<Exchange> Session<Stream>::serve_static(const Runtime& rt, const
     co_return ex;
   }
   if (!response.file || response.file->in_memory()) {
-    std::string_view body = response.file
-                                ? std::string_view(response.file->contents)
-                                      .substr(response.offset, response.length)
-                                : std::string_view(response.body);
+    std::string_view body =
+        response.file
+            ? std::string_view(response.file->contents).substr(response.offset, response.length)
+            : std::string_view(response.body);
     std::array<asio::const_buffer, 2> buffers{asio::buffer(head_),
                                               asio::buffer(body.data(), body.size())};
     auto [ec, n] = co_await asio::async_write(stream_, buffers, kTuple);
-    if (ec) ex.close = true;
-    else ex.bytes = body.size();
+    if (ec)
+      ex.close = true;
+    else
+      ex.bytes = body.size();
     co_return ex;
   }
   auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head_), kTuple);
   if (!ec) ec = co_await write_file_body(*response.file, response.offset, response.length);
-  if (ec) ex.close = true;
-  else ex.bytes = length;
+  if (ec)
+    ex.close = true;
+  else
+    ex.bytes = length;
   co_return ex;
 }
 
@@ -419,8 +456,7 @@ asio::awaitable<Exchange> Session<Stream>::serve_proxy(const Runtime& rt, const 
   } guard{in_flight};
 
   // The forwarded request: hop-by-hop fields out, forwarding fields in.
-  const bool expect_continue =
-      beast::iequals(req[bhttp::field::expect], "100-continue");
+  const bool expect_continue = beast::iequals(req[bhttp::field::expect], "100-continue");
   strip_hop_by_hop(req);
   req.erase(bhttp::field::expect);
   std::string forwarded_for(req["X-Forwarded-For"]);
@@ -436,7 +472,9 @@ asio::awaitable<Exchange> Session<Stream>::serve_proxy(const Runtime& rt, const 
   auto& index = w_.next_worker[pool.name];
   std::unique_ptr<UpstreamPool::Connection> upstream;
   bhttp::response_parser<bhttp::buffer_body> response_parser;
-  std::vector<char> relay(kRelayBufferBytes);
+  // One relay buffer per connection, allocated on first use, never zeroed.
+  if (!relay_) relay_.reset(new char[kRelayBufferBytes]);
+  const std::span<char> relay(relay_.get(), kRelayBufferBytes);
   // A reused idle connection may have been closed by its worker; a request
   // without a body is safe to send again on a fresh connection, once.
   for (int attempt = 0; attempt < 2 && !upstream; ++attempt) {
@@ -460,7 +498,8 @@ asio::awaitable<Exchange> Session<Stream>::serve_proxy(const Runtime& rt, const 
       req.body().data = nullptr;
       req.body().size = 0;
       req.body().more = false;
-      std::tie(ec, std::ignore) = co_await bhttp::async_write(connection->stream, serializer, kTuple);
+      std::tie(ec, std::ignore) =
+          co_await bhttp::async_write(connection->stream, serializer, kTuple);
     } else {
       // Stream the body: read a piece from the client, write it upstream.
       do {
@@ -468,10 +507,16 @@ asio::awaitable<Exchange> Session<Stream>::serve_proxy(const Runtime& rt, const 
           req.body().data = relay.data();
           req.body().size = relay.size();
           lowest().expires_after(limits.idle_timeout);
-          auto [rec, rn] = co_await bhttp::async_read(stream_, buffer_, parser, kTuple);
+          // read_some: forward what has arrived instead of waiting for a full buffer.
+          auto [rec, rn] = co_await bhttp::async_read_some(stream_, buffer_, parser, kTuple);
+          if (rec == bhttp::error::body_limit) {
+            co_return co_await write_simple(413, "The request body is too large.", false);
+          }
           if (rec && rec != bhttp::error::need_buffer) co_return Exchange{400, 0, true};
           req.body().size = relay.size() - req.body().size;
-          req.body().data = relay.data();
+          // An empty piece would be serialized as the terminating chunk:
+          // hand the serializer nothing (need_buffer) until data arrives.
+          req.body().data = req.body().size == 0 ? nullptr : relay.data();
           req.body().more = !parser.is_done();
         } else {
           req.body().data = nullptr;
@@ -479,7 +524,8 @@ asio::awaitable<Exchange> Session<Stream>::serve_proxy(const Runtime& rt, const 
           req.body().more = false;
         }
         connection->stream.expires_after(limits.idle_timeout);
-        std::tie(ec, std::ignore) = co_await bhttp::async_write(connection->stream, serializer, kTuple);
+        std::tie(ec, std::ignore) =
+            co_await bhttp::async_write(connection->stream, serializer, kTuple);
         if (ec == bhttp::error::need_buffer) ec = {};
       } while (!ec && !serializer.is_done());
     }
@@ -491,8 +537,7 @@ asio::awaitable<Exchange> Session<Stream>::serve_proxy(const Runtime& rt, const 
           connection->stream, connection->buffer, response_parser, kTuple);
     }
     if (ec) {
-      bool retry = connection->reused && !has_body && attempt == 0 &&
-                   !response_parser.got_some();
+      bool retry = connection->reused && !has_body && attempt == 0 && !response_parser.got_some();
       logger("http")->debug("upstream exchange failed pool={} endpoint={} error=\"{}\" retry={}",
                             pool.name, endpoint, ec.message(), retry);
       if (!retry) {
@@ -521,8 +566,10 @@ asio::awaitable<Exchange> Session<Stream>::serve_proxy(const Runtime& rt, const 
   const bool bodiless = head_request || status / 100 == 1 || status == 204 || status == 304;
   if (!bodiless && !res.chunked() && !res.has_content_length()) {
     // Close-delimited from the worker: chunk it for HTTP/1.1 clients.
-    if (client_version >= 11) res.chunked(true);
-    else client_keep_alive = false;
+    if (client_version >= 11)
+      res.chunked(true);
+    else
+      client_keep_alive = false;
   } else if (!bodiless && res.chunked() && client_version < 11) {
     res.chunked(false);
     client_keep_alive = false;
@@ -550,15 +597,15 @@ asio::awaitable<Exchange> Session<Stream>::serve_proxy(const Runtime& rt, const 
         res.body().data = relay.data();
         res.body().size = relay.size();
         upstream->stream.expires_after(limits.idle_timeout);
-        auto [rec, rn] = co_await bhttp::async_read(upstream->stream, upstream->buffer,
-                                                   response_parser, kTuple);
+        auto [rec, rn] = co_await bhttp::async_read_some(upstream->stream, upstream->buffer,
+                                                         response_parser, kTuple);
         if (rec && rec != bhttp::error::need_buffer) {
           // The worker failed mid-response: the client cannot be told
           // otherwise than by closing.
           co_return Exchange{status, ex.bytes, true};
         }
         res.body().size = relay.size() - res.body().size;
-        res.body().data = relay.data();
+        res.body().data = res.body().size == 0 ? nullptr : relay.data();
         res.body().more = !response_parser.is_done();
         ex.bytes += res.body().size;
       } else {
@@ -587,6 +634,7 @@ asio::awaitable<Exchange> Session<Stream>::handle(const Runtime& rt, Parser& par
   if (auto verdict = check_request_head(req.base(), limits); verdict.status != 0) {
     co_return co_await write_simple(verdict.status, verdict.reason, false);
   }
+  parser.body_limit(limits.max_body_bytes);
   auto target = split_target(req.target());
   std::string_view host =
       target.authority.empty() ? std::string_view(req[bhttp::field::host]) : target.authority;
@@ -605,8 +653,17 @@ asio::awaitable<Exchange> Session<Stream>::handle(const Runtime& rt, Parser& par
     co_return co_await write_simple(503, "The site is stopped.", false,
                                     "X-Clusweb-Reason: SiteStopped\r\n");
   }
+  // Matched on the decoded, normalized path, so no spelling of a path under
+  // an application reaches static content; paths that would climb out of
+  // the root are refused before any routing.
+  auto match = rt.router->match_application(site_index, target.path);
+  if (match.verdict != PathVerdict::kOk) {
+    int status = match.verdict == PathVerdict::kForbidden ? 403 : 400;
+    co_return co_await write_simple(status, "The request path is not acceptable.",
+                                    keep_alive && parser.is_done());
+  }
   Exchange ex;
-  const config::Application* app = rt.router->application(site_index, target.path);
+  const config::Application* app = match.application;
   if (app != nullptr && !app->pool.empty()) {
     const PoolRuntime* pool = rt.pool(app->pool);
     if (pool == nullptr) {
@@ -636,9 +693,9 @@ void Session<Stream>::log(const Runtime&, const SiteRuntime* site, const Parser&
   record.bytes = ex.bytes;
   record.referer = req[bhttp::field::referer];
   record.user_agent = req[bhttp::field::user_agent];
-  record.unix_time = std::chrono::duration_cast<std::chrono::seconds>(
-                         w_.clock.wall_now().time_since_epoch())
-                         .count();
+  record.unix_time =
+      std::chrono::duration_cast<std::chrono::seconds>(w_.clock.wall_now().time_since_epoch())
+          .count();
   w_.logs.append(site->site.name, format_combined(record));
 }
 
@@ -650,7 +707,9 @@ asio::awaitable<void> Session<Stream>::run() {
     const auto& limits = rt->config->server.limits;
     Parser parser;
     parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
-    parser.body_limit(limits.max_body_bytes);
+    // The declared length is judged by check_request_head (413); the limit
+    // applies to the body as it is read.
+    parser.body_limit(boost::none);
     lowest().expires_after(first ? limits.header_timeout : limits.idle_timeout);
     first = false;
     slot_.busy = false;
@@ -813,15 +872,20 @@ HttpServer::~HttpServer() {
   }
 }
 
-void HttpServer::update(RuntimePtr runtime, const std::map<std::string, int>& listener_fds) {
+void HttpServer::update(RuntimePtr runtime, const std::map<std::string, int>& listener_fds,
+                        std::function<void()> applied) {
+  auto remaining = std::make_shared<std::atomic<std::size_t>>(workers_.size());
+  auto done = std::make_shared<std::function<void()>>(std::move(applied));
   for (auto& worker : workers_) {
     std::map<std::string, int> own;
     for (const auto& [key, fd] : listener_fds) {
       own.emplace(key, fd < 0 ? -1 : ::fcntl(fd, F_DUPFD_CLOEXEC, 3));
     }
-    asio::post(worker->io, [w = worker.get(), runtime, own = std::move(own)]() mutable {
-      w->apply(runtime, std::move(own));
-    });
+    asio::post(worker->io,
+               [w = worker.get(), runtime, own = std::move(own), remaining, done]() mutable {
+                 w->apply(runtime, std::move(own));
+                 if (remaining->fetch_sub(1) == 1 && *done) (*done)();
+               });
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -32,7 +33,10 @@ class HttpServer {
   // the caller still owns them; -1 means "keep the socket you have". Listeners
   // not in the map are closed. Thread-safe; takes effect asynchronously on
   // every serving thread.
-  void update(RuntimePtr runtime, const std::map<std::string, int>& listener_fds);
+  // `applied` (optional) runs on some serving thread once every thread uses
+  // the new runtime.
+  void update(RuntimePtr runtime, const std::map<std::string, int>& listener_fds,
+              std::function<void()> applied = {});
 
   // Starts the serving threads.
   void start();

@@ -1,11 +1,10 @@
 #include "http/tls.h"
 
-#include <cctype>
-
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <boost/asio/buffer.hpp>
+#include <cctype>
 
 namespace clusweb::http {
 
@@ -42,8 +41,7 @@ Result<std::unique_ptr<ssl::context>> make_context(const TlsIdentity& identity) 
                       openssl_error());
   }
   if (SSL_CTX_check_private_key(native) != 1) {
-    return make_error("private key for host \"{}\" does not match its certificate",
-                      identity.host);
+    return make_error("private key for host \"{}\" does not match its certificate", identity.host);
   }
   return context;
 }

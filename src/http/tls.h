@@ -1,11 +1,10 @@
 #pragma once
 
+#include <boost/asio/ssl/context.hpp>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <boost/asio/ssl/context.hpp>
 
 #include "base/result.h"
 

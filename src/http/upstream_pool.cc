@@ -47,7 +47,8 @@ asio::awaitable<Result<std::unique_ptr<UpstreamPool::Connection>>> UpstreamPool:
   auto connection = std::make_unique<Connection>(io_);
   connection->endpoint = endpoint;
   connection->stream.expires_after(timeout);
-  auto [ec] = co_await connection->stream.async_connect(*parsed, asio::as_tuple(asio::use_awaitable));
+  auto [ec] =
+      co_await connection->stream.async_connect(*parsed, asio::as_tuple(asio::use_awaitable));
   if (ec) co_return Error{ec.message(), endpoint, ec.value()};
   co_return connection;
 }

@@ -1,16 +1,15 @@
 #pragma once
 
-#include <chrono>
-#include <memory>
-#include <string>
-#include <unordered_map>
-#include <vector>
-
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/core/basic_stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "base/result.h"
 

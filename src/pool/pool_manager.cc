@@ -604,12 +604,17 @@ void PoolManager::advance(Pool& pool) {
     if (!ready) return;
   }
   if (pool.serving_generation != pool.target_generation) {
-    // Overlap done: the new generation serves, the old one drains.
+    // Overlap done: the new generation serves, the old one drains once the
+    // request router no longer sends it anything (options_.retire_gate).
+    std::vector<std::uint64_t> old_workers;
     for (auto& worker : pool.workers) {
-      if (!worker->retired && worker->generation != pool.target_generation) retire(pool, *worker);
+      if (!worker->retired && worker->generation != pool.target_generation) {
+        old_workers.push_back(worker->id);
+      }
     }
     pool.serving_generation = pool.target_generation;
     log_->info("pool recycled pool={} generation={}", pool.name, pool.serving_generation);
+    retire_after_switch(pool, std::move(old_workers));
   }
   if (pool.state != PoolState::kStarted) {
     pool.state = PoolState::kStarted;
@@ -617,6 +622,32 @@ void PoolManager::advance(Pool& pool) {
     log_->info("pool started pool={} processes={} generation={}", pool.name, pool.config.processes,
                pool.serving_generation);
   }
+}
+
+void PoolManager::retire_after_switch(Pool& pool, std::vector<std::uint64_t> worker_ids) {
+  if (!options_.retire_gate) {
+    for (auto id : worker_ids) {
+      if (Worker* worker = find_worker(pool, id); worker != nullptr && !worker->retired) {
+        retire(pool, *worker);
+      }
+    }
+    return;
+  }
+  // Posted, so the gate is asked after this change has been published.
+  boost::asio::post(io_, [this, pool_id = pool.id, ids = std::move(worker_ids)]() mutable {
+    Pool* current = find_by_id(pool_id);
+    if (current == nullptr) return;
+    options_.retire_gate(current->name, [this, pool_id, ids = std::move(ids)] {
+      Pool* gated = find_by_id(pool_id);
+      if (gated == nullptr) return;
+      for (auto id : ids) {
+        if (Worker* worker = find_worker(*gated, id); worker != nullptr && !worker->retired) {
+          retire(*gated, *worker);
+        }
+      }
+      update(*gated);
+    });
+  });
 }
 
 void PoolManager::publish(Pool& pool) {

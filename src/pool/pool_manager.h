@@ -28,6 +28,10 @@ struct PoolManagerOptions {
   // unprivileged front end can connect.
   std::optional<gid_t> socket_group;
   std::chrono::milliseconds restart_delay{100};  // before replacing a worker that exited
+  // After a recycle switches requests to the new workers, the old ones get
+  // SIGTERM only when the gate calls `proceed`: the request router must have
+  // stopped using them first. Unset: at once. Called on the io_context thread.
+  std::function<void(const std::string& pool, std::function<void()> proceed)> retire_gate;
 };
 
 // Runs the application pools of a configuration (IIS semantics): `processes`
@@ -96,6 +100,7 @@ class PoolManager {
   void launch(Pool& pool, int slot);
   void probe(Pool& pool, Worker& worker);
   void retire(Pool& pool, Worker& worker);
+  void retire_after_switch(Pool& pool, std::vector<std::uint64_t> worker_ids);
   void on_worker_exit(std::uint64_t pool_id, std::uint64_t worker_id, int wait_status);
   void on_startup_timeout(std::uint64_t pool_id, std::uint64_t worker_id);
   void record_failure(Pool& pool);

@@ -4,9 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <ctime>
-#include <deque>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -20,6 +17,8 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <ctime>
+#include <deque>
 #include <nlohmann/json.hpp>
 
 #include "base/log.h"
@@ -247,7 +246,8 @@ struct AdminServer::Impl {
           co_return error_reply(404, "no such endpoint");
         }
         auto status = master.pools().status(name);
-        if (!status) co_return error_reply(404, fmt::format("application pool \"{}\" is gone", name));
+        if (!status)
+          co_return error_reply(404, fmt::format("application pool \"{}\" is gone", name));
         auto stats = co_await master.fetch_stats();
         co_return ok_reply(pool_json(*status, master.config(), stats));
       }

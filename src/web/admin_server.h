@@ -1,9 +1,8 @@
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <memory>
 #include <string>
-
-#include <boost/asio/io_context.hpp>
 
 #include "base/result.h"
 #include "web/master.h"

@@ -82,7 +82,8 @@ void ControlChannel::close() {
 
 void ControlChannel::wait() {
   socket_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                     [this](boost::system::error_code ec) {
+                     [this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+                       if (alive.expired()) return;
                        if (ec) {
                          if (on_closed_) on_closed_(Error{ec.message(), "control channel", 0});
                          return;

@@ -1,12 +1,12 @@
 #pragma once
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -48,6 +48,9 @@ class ControlChannel {
   std::function<void(ControlMessage)> on_message_;
   std::function<void(const Error&)> on_closed_;
   std::vector<char> buffer_;
+  // Expires with the channel: a wait still pending when the channel is
+  // destroyed completes later and must not touch it.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 }  // namespace clusweb::web

@@ -1,11 +1,10 @@
 #include "web/event_log.h"
 
-#include <nlohmann/json.hpp>
+#include <fmt/format.h>
 
 #include <ctime>
+#include <nlohmann/json.hpp>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace clusweb::web {
 
@@ -29,9 +28,9 @@ std::string to_json_line(const WebEvent& event) {
 
 const WebEvent& EventLog::record(WebEvent event) {
   event.seq = next_seq_++;
-  event.unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      clock_.wall_now().time_since_epoch())
-                      .count();
+  event.unix_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.wall_now().time_since_epoch())
+          .count();
   events_.push_back(std::move(event));
   if (events_.size() > capacity_) events_.pop_front();
   // Subscribers may unsubscribe while being told: iterate over a copy of ids.

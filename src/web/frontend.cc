@@ -4,10 +4,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <cstring>
 #include <set>
-
-#include <boost/asio/io_context.hpp>
 
 #include "base/log.h"
 #include "config/web_config_json.h"
@@ -27,7 +27,8 @@ class Frontend {
   void start() {
     channel_.start([this](ControlMessage m) { on_message(std::move(m)); },
                    [this](const Error& e) {
-                     log_->info("control channel closed, stopping error=\"{}\"", e.message);
+                     if (stopping_) return;  // we closed it ourselves
+                     log_->info("master went away, stopping error=\"{}\"", e.message);
                      shutdown(std::chrono::seconds(1));
                    });
   }
@@ -89,8 +90,8 @@ class Frontend {
     auto config = std::make_shared<const config::WebConfig>(std::move(*parsed));
     const auto& m = *decoded;
     if (m.listener_keys.size() + m.access_logs.size() != message.fds.size()) {
-      log_->error("configuration message carries {} descriptors, expected {}",
-                  message.fds.size(), m.listener_keys.size() + m.access_logs.size());
+      log_->error("configuration message carries {} descriptors, expected {}", message.fds.size(),
+                  m.listener_keys.size() + m.access_logs.size());
       return;
     }
     if (!server_) {
@@ -179,13 +180,24 @@ class Frontend {
     logged_sites_ = logged;
 
     current_ = runtime;
-    server_->update(runtime, fds);
+    applied.seq = m.seq;
     for (const auto& problem : applied.problems) log_->warn("{}", problem);
-    log_->info("configuration applied generation={} sites={} pools={} listeners={}",
-               m.generation, runtime->sites.size(), runtime->pools.size(), fds.size());
-    if (auto sent = channel_.send(protocol::encode(applied)); !sent) {
-      log_->error("cannot report to the master error=\"{}\"", sent.error().message);
-    }
+    log_->info("configuration applied generation={} sites={} pools={} listeners={}", m.generation,
+               runtime->sites.size(), runtime->pools.size(), fds.size());
+    server_->update(runtime, fds, acknowledge(std::move(applied)));
+  }
+
+  // A callback for HttpServer::update that reports `applied` to the master
+  // from the control thread once every serving thread has switched.
+  std::function<void()> acknowledge(protocol::AppliedMessage applied) {
+    return [this, applied = std::move(applied)] {
+      boost::asio::post(io_, [this, applied] {
+        if (stopping_) return;
+        if (auto sent = channel_.send(protocol::encode(applied)); !sent) {
+          log_->error("cannot report to the master error=\"{}\"", sent.error().message);
+        }
+      });
+    };
   }
 
   void apply_state(const ControlMessage& message) {
@@ -205,7 +217,10 @@ class Frontend {
     current_ = runtime;
     // Same listeners: nothing new to hand over.
     std::map<std::string, int> none;
-    server_->update(runtime, listener_passthrough(none));
+    protocol::AppliedMessage applied;
+    applied.generation = decoded->generation;
+    applied.seq = decoded->seq;
+    server_->update(runtime, listener_passthrough(none), acknowledge(std::move(applied)));
   }
 
   // The server closes acceptors missing from the map, so a state-only update
@@ -223,14 +238,16 @@ class Frontend {
     for (const auto& [name, counters] : site_counters_) {
       protocol::SiteStats s;
       s.requests = counters->requests.load(std::memory_order_relaxed);
-      for (int i = 0; i < 5; ++i) s.responses[i] = counters->responses[i].load(std::memory_order_relaxed);
+      for (int i = 0; i < 5; ++i)
+        s.responses[i] = counters->responses[i].load(std::memory_order_relaxed);
       s.bytes_sent = counters->bytes_sent.load(std::memory_order_relaxed);
       s.active_connections = counters->active_connections.load(std::memory_order_relaxed);
       stats.sites.emplace(name, s);
     }
     for (const auto& [name, counters] : pool_counters_) {
-      stats.pools.emplace(name, protocol::PoolStats{counters->requests.load(std::memory_order_relaxed),
-                                                    counters->queue_full.load(std::memory_order_relaxed)});
+      stats.pools.emplace(
+          name, protocol::PoolStats{counters->requests.load(std::memory_order_relaxed),
+                                    counters->queue_full.load(std::memory_order_relaxed)});
     }
     stats.connections = server_ ? server_->open_connections() : 0;
     if (auto sent = channel_.send(protocol::encode(stats)); !sent) {

@@ -10,13 +10,18 @@ namespace clusweb::web {
 
 namespace {
 
-Result<UniqueFd> bind_family(const config::Binding& binding, int family, int backlog) {
+Result<UniqueFd> bind_family(const config::Binding& binding, int family, int backlog,
+                             bool reuse_port) {
   UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   std::string where = binding.listener_key();
   if (!fd) return errno_error("socket", where);
   int one = 1;
   int zero = 0;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  // Lets "*:P" and "ADDR:P" listen side by side (the kernel prefers the more
+  // specific socket), and lets a reload bind a new listener before the one it
+  // replaces is closed.
+  if (reuse_port) ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   sockaddr_storage address{};
   socklen_t length = 0;
   if (family == AF_INET6) {
@@ -49,22 +54,33 @@ Result<UniqueFd> bind_family(const config::Binding& binding, int family, int bac
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), length) != 0) {
     return errno_error("bind", where);
   }
-  if (::listen(fd.get(), backlog) != 0) return errno_error("listen", where);
+  if (backlog > 0 && ::listen(fd.get(), backlog) != 0) return errno_error("listen", where);
   return fd;
+}
+
+Result<UniqueFd> bind_once(const config::Binding& binding, int backlog, bool reuse_port) {
+  if (binding.address == "*") {
+    auto dual = bind_family(binding, AF_INET6, backlog, reuse_port);
+    if (dual ||
+        (dual.error().sys_errno != EAFNOSUPPORT && dual.error().sys_errno != EADDRNOTAVAIL)) {
+      return dual;
+    }
+    return bind_family(binding, AF_INET, backlog, reuse_port);
+  }
+  bool v6 = binding.address.find(':') != std::string::npos;
+  return bind_family(binding, v6 ? AF_INET6 : AF_INET, backlog, reuse_port);
 }
 
 }  // namespace
 
-Result<UniqueFd> bind_listener(const config::Binding& binding, int backlog) {
-  if (binding.address == "*") {
-    auto dual = bind_family(binding, AF_INET6, backlog);
-    if (dual || (dual.error().sys_errno != EAFNOSUPPORT && dual.error().sys_errno != EADDRNOTAVAIL)) {
-      return dual;
-    }
-    return bind_family(binding, AF_INET, backlog);
+Result<UniqueFd> bind_listener(const config::Binding& binding, bool port_is_ours, int backlog) {
+  if (!port_is_ours) {
+    // SO_REUSEPORT would let us share a port another process listens on;
+    // a plain bind first makes that an "address in use" error instead.
+    auto probe = bind_once(binding, 0, false);
+    if (!probe) return probe.error();
   }
-  bool v6 = binding.address.find(':') != std::string::npos;
-  return bind_family(binding, v6 ? AF_INET6 : AF_INET, backlog);
+  return bind_once(binding, backlog, true);
 }
 
 std::map<std::string, const config::Binding*> listener_bindings(const config::WebConfig& config) {
@@ -79,7 +95,17 @@ Status ListenerSet::prepare(const config::WebConfig& config) {
   std::map<std::string, UniqueFd> fresh;
   for (const auto& [key, binding] : listener_bindings(config)) {
     if (open_.count(key) != 0) continue;
-    auto fd = bind_listener(*binding);
+    if (auto kept = released_.find(key); kept != released_.end()) {
+      fresh.emplace(key, std::move(kept->second.fd));
+      released_.erase(kept);
+      continue;
+    }
+    const std::string port_suffix = ":" + std::to_string(binding->port);
+    bool port_is_ours = false;
+    for (const auto& [open_key, fd] : open_) port_is_ours |= open_key.ends_with(port_suffix);
+    for (const auto& [fresh_key, fd] : fresh) port_is_ours |= fresh_key.ends_with(port_suffix);
+    for (const auto& [kept_key, kept] : released_) port_is_ours |= kept_key.ends_with(port_suffix);
+    auto fd = bind_listener(*binding, port_is_ours);
     if (!fd) return fd.error();  // `fresh` closes what was opened
     fresh.emplace(key, std::move(*fd));
   }
@@ -87,10 +113,21 @@ Status ListenerSet::prepare(const config::WebConfig& config) {
   return {};
 }
 
-void ListenerSet::retain_only(const config::WebConfig& config) {
+void ListenerSet::close_released(std::uint64_t epoch) {
+  for (auto it = released_.begin(); it != released_.end();) {
+    it = it->second.epoch <= epoch ? released_.erase(it) : std::next(it);
+  }
+}
+
+void ListenerSet::retain_only(const config::WebConfig& config, std::uint64_t epoch) {
   auto wanted = listener_bindings(config);
   for (auto it = open_.begin(); it != open_.end();) {
-    it = wanted.count(it->first) == 0 ? open_.erase(it) : std::next(it);
+    if (wanted.count(it->first) == 0) {
+      released_[it->first] = Released{std::move(it->second), epoch};
+      it = open_.erase(it);
+    } else {
+      ++it;
+    }
   }
 }
 

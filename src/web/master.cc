@@ -5,14 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
-
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include "base/log.h"
 #include "config/manifest_loader.h"
@@ -26,10 +25,14 @@ namespace fs = std::filesystem;
 
 std::string_view to_string(SiteState state) {
   switch (state) {
-    case SiteState::kStarting: return "Starting";
-    case SiteState::kStarted: return "Started";
-    case SiteState::kStopping: return "Stopping";
-    case SiteState::kStopped: return "Stopped";
+    case SiteState::kStarting:
+      return "Starting";
+    case SiteState::kStarted:
+      return "Started";
+    case SiteState::kStopping:
+      return "Stopping";
+    case SiteState::kStopped:
+      return "Stopped";
   }
   return "Unknown";
 }
@@ -48,8 +51,13 @@ Result<std::string> read_file(const std::string& path) {
 
 WebMaster::WebMaster(asio::io_context& io, const Clock& clock, ChildReaper& reaper,
                      WebServiceOptions options)
-    : io_(io), clock_(clock), reaper_(reaper), options_(std::move(options)),
-      log_(logger("web")), events_(clock), respawn_timer_(io) {}
+    : io_(io),
+      clock_(clock),
+      reaper_(reaper),
+      options_(std::move(options)),
+      log_(logger("web")),
+      events_(clock),
+      respawn_timer_(io) {}
 
 WebMaster::~WebMaster() {
   if (frontend_ && frontend_->pid > 0) {
@@ -77,9 +85,9 @@ void WebMaster::record(std::string type, std::string name, std::string state, in
 }
 
 Status WebMaster::start() {
-  started_at_unix_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            clock_.wall_now().time_since_epoch())
-                            .count();
+  started_at_unix_ms_ =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.wall_now().time_since_epoch())
+          .count();
   std::error_code ec;
   fs::create_directories(options_.run_dir, ec);
   if (ec) return Error{ec.message(), options_.run_dir, ec.value()};
@@ -94,6 +102,9 @@ Status WebMaster::start() {
   pool::PoolManagerOptions pool_options;
   pool_options.run_dir = options_.run_dir;
   pool_options.log_dir = (fs::path(options_.state_dir) / "logs").string();
+  pool_options.retire_gate = [this](const std::string&, std::function<void()> proceed) {
+    when_applied(std::move(proceed));
+  };
   if (::geteuid() == 0) {
     auto user = lookup_user(initial->server.user);
     if (!user) return Error{user.error().message, initial->server.where.describe(), 0};
@@ -141,9 +152,9 @@ Status WebMaster::check_tls(const config::WebConfig& config,
       auto built = http::TlsListener::build(
           {{binding.host, pem.at(binding.certificate), pem.at(binding.key)}});
       if (!built) {
-        return Error{fmt::format("site \"{}\" binding {}: {}", name, binding.url(),
-                                 built.error().message),
-                     binding.where.describe(), 0};
+        return Error{
+            fmt::format("site \"{}\" binding {}: {}", name, binding.url(), built.error().message),
+            binding.where.describe(), 0};
       }
     }
   }
@@ -180,8 +191,9 @@ Status WebMaster::apply(std::shared_ptr<const config::WebConfig> next) {
   std::map<std::string, SiteState> sites;
   for (const auto& [name, site] : next->sites) {
     auto old = sites_.find(name);
-    sites[name] = old != sites_.end() ? old->second
-                                      : (site.auto_start ? SiteState::kStarted : SiteState::kStopped);
+    sites[name] = old != sites_.end()
+                      ? old->second
+                      : (site.auto_start ? SiteState::kStarted : SiteState::kStopped);
   }
   bool replace_frontend = frontend_ && (frontend_->threads != next->server.threads ||
                                         frontend_->user != next->server.user);
@@ -204,11 +216,13 @@ Status WebMaster::apply(std::shared_ptr<const config::WebConfig> next) {
       log_->error("cannot start a new front end error=\"{}\"", spawned.error().describe());
     }
     auto& old = *retiring_.back();
-    if (old.channel) (void)old.channel->send(protocol::encode_shutdown(options_.drain_grace.count()));
+    if (old.channel)
+      (void)old.channel->send(protocol::encode_shutdown(options_.drain_grace.count()));
   } else if (frontend_) {
     send_config(*frontend_);
   }
-  listeners_.retain_only(*config_);
+  listeners_.retain_only(*config_, sent_seq_);
+  when_applied([this, epoch = sent_seq_] { listeners_.close_released(epoch); });
   return {};
 }
 
@@ -317,9 +331,9 @@ void WebMaster::send_config(Frontend& frontend) {
   message.pem = pem_;
   message.sites_started = site_flags();
   message.pools = pool_views();
+  message.seq = ++sent_seq_;
   if (auto sent = frontend.channel->send(protocol::encode(message), fds); !sent) {
-    log_->error("cannot send configuration to the front end error=\"{}\"",
-                sent.error().describe());
+    log_->error("cannot send configuration to the front end error=\"{}\"", sent.error().describe());
   }
 }
 
@@ -329,6 +343,7 @@ void WebMaster::send_state() {
   message.generation = generation_;
   message.sites_started = site_flags();
   message.pools = pool_views();
+  message.seq = ++sent_seq_;
   if (auto sent = frontend_->channel->send(protocol::encode(message)); !sent) {
     log_->error("cannot send state to the front end error=\"{}\"", sent.error().describe());
   }
@@ -338,8 +353,8 @@ Status WebMaster::spawn_frontend() {
   auto pair = ControlChannel::make_pair();
   if (!pair) return pair.error();
   SpawnOptions spawn_options;
-  spawn_options.argv = {options_.executable, "web-frontend", "--control-fd", "3", "--log-level",
-                        options_.log_level};
+  spawn_options.argv = {options_.executable, "web-frontend",    "--control-fd", "3",
+                        "--log-level",       options_.log_level};
   spawn_options.env = {{"PATH", "/usr/local/bin:/usr/bin:/bin"}, {"LANG", "C.UTF-8"}};
   spawn_options.fds = {{pair->second.get(), 3}};
   spawn_options.user = frontend_user_;
@@ -382,7 +397,10 @@ void WebMaster::on_frontend_message(Frontend* frontend, ControlMessage message) 
   } else if (*type == "applied") {
     auto applied = protocol::decode_applied(message.json);
     if (!applied) return;
-    if (frontend == frontend_.get()) respawn_failures_ = 0;
+    if (frontend == frontend_.get()) {
+      respawn_failures_ = 0;
+      run_applied(applied->seq);
+    }
     for (const auto& problem : applied->problems) {
       record("frontend", "", "", -1, "", problem);
     }
@@ -400,6 +418,8 @@ void WebMaster::on_frontend_exit(pid_t pid, int wait_status) {
   }
   if (!frontend_ || frontend_->pid != pid) return;
   frontend_.reset();
+  // Nobody routes requests now; whatever waited for the front end may go on.
+  run_applied(sent_seq_);
   if (stopping_) {
     log_->info("front end stopped pid={} {}", pid, describe_wait_status(wait_status));
     if (retiring_.empty() && stopped_) asio::post(io_, stopped_);
@@ -420,6 +440,28 @@ void WebMaster::on_frontend_exit(pid_t pid, int wait_status) {
       log_->error("cannot restart the front end error=\"{}\"", spawned.error().describe());
     }
   });
+}
+
+void WebMaster::when_applied(std::function<void()> action) {
+  if (!frontend_ || applied_seq_ >= sent_seq_) {
+    action();
+    return;
+  }
+  after_applied_.emplace_back(sent_seq_, std::move(action));
+}
+
+void WebMaster::run_applied(std::uint64_t seq) {
+  applied_seq_ = std::max(applied_seq_, seq);
+  std::vector<std::function<void()>> ready;
+  for (auto it = after_applied_.begin(); it != after_applied_.end();) {
+    if (it->first <= applied_seq_) {
+      ready.push_back(std::move(it->second));
+      it = after_applied_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& action : ready) action();
 }
 
 asio::awaitable<std::optional<protocol::StatsMessage>> WebMaster::fetch_stats() {
@@ -452,9 +494,9 @@ void WebMaster::shutdown(std::function<void()> done) {
   // The front-end part is done when every front end process has exited
   // (on_frontend_exit calls stopped_).
   if (frontend_) {
-    bool asked = frontend_->channel &&
-                 frontend_->channel->send(protocol::encode_shutdown(options_.drain_grace.count()))
-                     .ok();
+    bool asked =
+        frontend_->channel &&
+        frontend_->channel->send(protocol::encode_shutdown(options_.drain_grace.count())).ok();
     if (!asked) ::kill(frontend_->pid, SIGTERM);
   } else if (retiring_.empty()) {
     asio::post(io_, stopped_);

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -8,10 +11,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "base/clock.h"
 #include "base/process.h"
@@ -26,10 +25,10 @@
 namespace clusweb::web {
 
 struct WebServiceOptions {
-  std::vector<std::string> config_paths;  // manifest files or folders
-  std::string run_dir = "/run/clusweb";   // admin socket, pool sockets
+  std::vector<std::string> config_paths;       // manifest files or folders
+  std::string run_dir = "/run/clusweb";        // admin socket, pool sockets
   std::string state_dir = "/var/lib/clusweb";  // logs of pool workers
-  std::string executable;                 // this binary, to start the front end
+  std::string executable;                      // this binary, to start the front end
   std::string log_level = "info";
   std::chrono::milliseconds drain_grace{10'000};  // graceful stop of the front end
 };
@@ -130,6 +129,14 @@ class WebMaster {
   };
   std::map<std::uint64_t, PendingStats> pending_stats_;
   std::uint64_t next_stats_id_ = 1;
+
+  // Sequence numbers of config/state messages, and what waits for the front
+  // end to have applied one (old pool workers retire only then).
+  std::uint64_t sent_seq_ = 0;
+  std::uint64_t applied_seq_ = 0;
+  std::vector<std::pair<std::uint64_t, std::function<void()>>> after_applied_;
+  void when_applied(std::function<void()> action);
+  void run_applied(std::uint64_t seq);
 };
 
 }  // namespace clusweb::web

@@ -49,6 +49,7 @@ Result<T> parse(const std::string& text, F body) {
 std::string encode(const ConfigMessage& m) {
   json j{{"type", "config"},
          {"generation", m.generation},
+         {"seq", m.seq},
          {"config", m.config_json},
          {"listeners", m.listener_keys},
          {"accessLogs", m.access_logs},
@@ -61,6 +62,7 @@ std::string encode(const ConfigMessage& m) {
 std::string encode(const StateMessage& m) {
   json j{{"type", "state"},
          {"generation", m.generation},
+         {"seq", m.seq},
          {"sites", m.sites_started},
          {"pools", pools_to_json(m.pools)}};
   return j.dump();
@@ -78,13 +80,18 @@ std::string encode(const StatsMessage& m) {
   for (const auto& [name, p] : m.pools) {
     pools[name] = {{"requests", p.requests}, {"queueFull", p.queue_full}};
   }
-  json j{{"type", "stats"}, {"id", m.id}, {"sites", sites}, {"pools", pools},
+  json j{{"type", "stats"},
+         {"id", m.id},
+         {"sites", sites},
+         {"pools", pools},
          {"connections", m.connections}};
   return j.dump();
 }
 
 std::string encode(const AppliedMessage& m) {
-  return json{{"type", "applied"}, {"generation", m.generation}, {"problems", m.problems}}.dump();
+  return json{
+      {"type", "applied"}, {"generation", m.generation}, {"seq", m.seq}, {"problems", m.problems}}
+      .dump();
 }
 
 std::string encode_stats_request(std::uint64_t id) {
@@ -107,6 +114,7 @@ Result<ConfigMessage> decode_config(const std::string& text) {
   return parse<ConfigMessage>(text, [](const json& j) {
     ConfigMessage m;
     m.generation = j.at("generation").get<std::uint64_t>();
+    m.seq = j.at("seq").get<std::uint64_t>();
     m.config_json = j.at("config").get<std::string>();
     m.listener_keys = j.at("listeners").get<std::vector<std::string>>();
     m.access_logs = j.at("accessLogs").get<std::vector<std::string>>();
@@ -121,6 +129,7 @@ Result<StateMessage> decode_state(const std::string& text) {
   return parse<StateMessage>(text, [](const json& j) {
     StateMessage m;
     m.generation = j.at("generation").get<std::uint64_t>();
+    m.seq = j.at("seq").get<std::uint64_t>();
     m.sites_started = j.at("sites").get<std::map<std::string, bool>>();
     m.pools = pools_from_json(j.at("pools"));
     return m;
@@ -153,6 +162,7 @@ Result<AppliedMessage> decode_applied(const std::string& text) {
   return parse<AppliedMessage>(text, [](const json& j) {
     AppliedMessage m;
     m.generation = j.at("generation").get<std::uint64_t>();
+    m.seq = j.at("seq").get<std::uint64_t>();
     m.problems = j.at("problems").get<std::vector<std::string>>();
     return m;
   });

@@ -24,6 +24,7 @@ struct PoolView {
 // order: listeners (by `listener_keys`), then access logs (by `access_logs`).
 struct ConfigMessage {
   std::uint64_t generation = 0;
+  std::uint64_t seq = 0;    // acknowledged by AppliedMessage::seq
   std::string config_json;  // config::to_json
   std::vector<std::string> listener_keys;
   std::vector<std::string> access_logs;       // site names
@@ -35,6 +36,7 @@ struct ConfigMessage {
 // Master -> front end: site states and pools changed, configuration did not.
 struct StateMessage {
   std::uint64_t generation = 0;
+  std::uint64_t seq = 0;  // acknowledged by AppliedMessage::seq
   std::map<std::string, bool> sites_started;
   std::vector<PoolView> pools;
 };
@@ -57,9 +59,11 @@ struct StatsMessage {
   std::int64_t connections = 0;
 };
 
-// Front end -> master after applying a configuration.
+// Front end -> master once every serving thread uses what a ConfigMessage or
+// StateMessage carried.
 struct AppliedMessage {
   std::uint64_t generation = 0;
+  std::uint64_t seq = 0;
   std::vector<std::string> problems;  // e.g. a site root it cannot open
 };
 

@@ -2,11 +2,10 @@
 
 #include <sys/prctl.h>
 
-#include <csignal>
-#include <cstdio>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <csignal>
+#include <cstdio>
 
 #include "base/log.h"
 #include "config/manifest_loader.h"
@@ -47,28 +46,28 @@ int run_web_service(const WebServiceOptions& options) {
   boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   signals.add(SIGUSR1);
   bool stopping = false;
-  std::function<void(boost::system::error_code, int)> on_signal =
-      [&](boost::system::error_code ec, int signal) {
-        if (ec) return;
-        if (signal == SIGHUP) {
-          log->info("reload requested signal=SIGHUP");
-          (void)master.reload();
-        } else if (signal == SIGUSR1) {
-          master.reopen_logs();
-        } else if (!stopping) {
-          stopping = true;
-          admin.close();
-          master.shutdown([&] {
-            log->info("stopped");
-            io.stop();
-          });
-        } else {
-          log->warn("second stop signal: exiting at once");
-          io.stop();
-          return;
-        }
-        signals.async_wait(on_signal);
-      };
+  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
+                                                                      int signal) {
+    if (ec) return;
+    if (signal == SIGHUP) {
+      log->info("reload requested signal=SIGHUP");
+      (void)master.reload();
+    } else if (signal == SIGUSR1) {
+      master.reopen_logs();
+    } else if (!stopping) {
+      stopping = true;
+      admin.close();
+      master.shutdown([&] {
+        log->info("stopped");
+        io.stop();
+      });
+    } else {
+      log->warn("second stop signal: exiting at once");
+      io.stop();
+      return;
+    }
+    signals.async_wait(on_signal);
+  };
   signals.async_wait(on_signal);
   log->info("web service running pid={} socket={}", ::getpid(), socket_path);
   io.run();
