@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
 
-step "build (ci preset: RelWithDebInfo, -Werror)"
+step "build (ci preset: -O2, -Werror)"
 cmake --preset ci >/dev/null
 cmake --build --preset ci
 
