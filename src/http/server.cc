@@ -32,6 +32,7 @@
 #include "base/log.h"
 #include "http/request_checks.h"
 #include "http/static_file.h"
+#include "http/status.h"
 #include "http/upstream_pool.h"
 
 namespace clusweb::http {
@@ -50,48 +51,6 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::chrono::seconds kUpstreamConnectTimeout{5};
 constexpr std::size_t kRelayBufferBytes = 32 * 1024;
 
-std::string_view reason_phrase(int status) {
-  switch (status) {
-    case 100:
-      return "Continue";
-    case 200:
-      return "OK";
-    case 206:
-      return "Partial Content";
-    case 301:
-      return "Moved Permanently";
-    case 304:
-      return "Not Modified";
-    case 400:
-      return "Bad Request";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 413:
-      return "Content Too Large";
-    case 416:
-      return "Range Not Satisfiable";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return bhttp::obsolete_reason(static_cast<bhttp::status>(status));
-  }
-}
 
 // Headers that describe one hop and are never forwarded.
 bool is_hop_by_hop(bhttp::field name) {

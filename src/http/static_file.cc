@@ -12,36 +12,13 @@
 #include <optional>
 
 #include "http/path_resolver.h"
+#include "http/status.h"
 
 namespace clusweb::http {
 namespace {
 
 constexpr std::string_view kHtmlType = "text/html; charset=utf-8";
 
-std::string_view reason_phrase(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 206:
-      return "Partial Content";
-    case 301:
-      return "Moved Permanently";
-    case 304:
-      return "Not Modified";
-    case 400:
-      return "Bad Request";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 416:
-      return "Range Not Satisfiable";
-    default:
-      return "Internal Server Error";
-  }
-}
 
 int status_for_errno(int err) {
   switch (err) {
