@@ -149,7 +149,7 @@ TEST(ParseBindingUrlTest, TrailingSlashMeansAnyHost) {
 }
 
 TEST(ParseBindingUrlTest, RejectsBadForms) {
-  const std::pair<std::string_view, std::string_view> cases[] = {
+  const std::pair<std::string, std::string_view> cases[] = {
       {"127.0.0.1:80", "missing scheme"},
       {"ftp://1.2.3.4:80", "http or https"},
       {"http://1.2.3.4", "port is required"},

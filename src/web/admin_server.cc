@@ -181,6 +181,7 @@ struct AdminServer::Impl {
       co_return ok_reply({{"generation", master.generation()},
                           {"pid", ::getpid()},
                           {"frontendPid", master.frontend_pid()},
+                          {"appliedGeneration", master.applied_generation()},
                           {"startedAt", iso_time(master.started_at_unix_ms())},
                           {"sites", config.sites.size()},
                           {"pools", config.pools.size()}});
@@ -188,6 +189,12 @@ struct AdminServer::Impl {
     if (what == "reload" && parts.size() == 2 && post) {
       auto result = master.reload();
       if (!result) co_return error_reply(400, result.error().describe());
+      // Answer once the front end serves the new configuration.
+      if (!co_await master.wait_applied(std::chrono::seconds(5))) {
+        co_return error_reply(504,
+                              "configuration accepted, but the front end has not applied it "
+                              "within 5 s");
+      }
       co_return ok_reply(
           {{"generation", result->generation}, {"sites", result->sites}, {"pools", result->pools}});
     }

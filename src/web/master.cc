@@ -399,6 +399,7 @@ void WebMaster::on_frontend_message(Frontend* frontend, ControlMessage message) 
     if (!applied) return;
     if (frontend == frontend_.get()) {
       respawn_failures_ = 0;
+      applied_generation_ = std::max(applied_generation_, applied->generation);
       run_applied(applied->seq);
     }
     for (const auto& problem : applied->problems) {
@@ -440,6 +441,22 @@ void WebMaster::on_frontend_exit(pid_t pid, int wait_status) {
       log_->error("cannot restart the front end error=\"{}\"", spawned.error().describe());
     }
   });
+}
+
+asio::awaitable<bool> WebMaster::wait_applied(std::chrono::milliseconds timeout) {
+  if (!frontend_ || applied_seq_ >= sent_seq_) co_return frontend_ != nullptr;
+  asio::steady_timer timer(io_, timeout);
+  auto done = std::make_shared<bool>(false);
+  // The action may run after this frame is gone (timeout): it holds only `done`
+  // and a weak link to the timer's frame through `waiting`.
+  auto waiting = std::make_shared<asio::steady_timer*>(&timer);
+  when_applied([done, waiting] {
+    *done = true;
+    if (*waiting != nullptr) (*waiting)->cancel();
+  });
+  co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  *waiting = nullptr;
+  co_return *done;
 }
 
 void WebMaster::when_applied(std::function<void()> action) {

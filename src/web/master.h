@@ -69,6 +69,11 @@ class WebMaster {
   EventLog& events() { return events_; }
   const config::WebConfig& config() const { return *config_; }
   std::uint64_t generation() const { return generation_; }
+  // The newest generation the front end serves.
+  std::uint64_t applied_generation() const { return applied_generation_; }
+  // Completes once the front end uses everything sent so far (or after
+  // `timeout`); true when it does.
+  boost::asio::awaitable<bool> wait_applied(std::chrono::milliseconds timeout);
   SiteState site_state(const std::string& name) const;
   pid_t frontend_pid() const { return frontend_ ? frontend_->pid : 0; }
   std::int64_t started_at_unix_ms() const { return started_at_unix_ms_; }
@@ -113,6 +118,7 @@ class WebMaster {
   std::map<std::string, UniqueFd> access_logs_;
   std::map<std::string, SiteState> sites_;
   std::uint64_t generation_ = 0;
+  std::uint64_t applied_generation_ = 0;
   std::unique_ptr<Frontend> frontend_;
   std::vector<std::unique_ptr<Frontend>> retiring_;
   std::optional<UserIds> frontend_user_;

@@ -599,8 +599,10 @@ class WebService:
         return sorted(w["pid"] for w in self.pool(pool)["workers"])
 
     def wait_reloaded(self, previous_generation, timeout=WAIT_TIMEOUT):
-        return wait_for(lambda: self.generation() > previous_generation, timeout,
-                        "generation to pass %d" % previous_generation)
+        """Waits until the front end serves a generation newer than `previous_generation`."""
+        return wait_for(lambda: self.status().get("appliedGeneration", 0) > previous_generation,
+                        timeout, "the front end to apply a generation past %d"
+                        % previous_generation)
 
     def cli(self, *args, check=True, timeout=30):
         """Runs `clusweb ARGS...`; returns the CompletedProcess (text)."""
