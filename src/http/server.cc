@@ -51,7 +51,6 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::chrono::seconds kUpstreamConnectTimeout{5};
 constexpr std::size_t kRelayBufferBytes = 32 * 1024;
 
-
 // Headers that describe one hop and are never forwarded.
 bool is_hop_by_hop(bhttp::field name) {
   switch (name) {
@@ -198,7 +197,7 @@ class Session {
                                               std::uint64_t length);
   asio::awaitable<error_code> discard_body(Parser& parser);
   void begin_head(int status, bool keep_alive, int version);
-  void log(const Runtime& rt, const SiteRuntime* site, const Parser& parser, const Exchange& ex);
+  void log(const SiteRuntime& site, const Parser& parser, const Exchange& ex);
 
   HttpServer::Worker& w_;
   Stream& stream_;
@@ -635,13 +634,12 @@ asio::awaitable<Exchange> Session<Stream>::handle(const Runtime& rt, Parser& par
     ex = co_await serve_static(rt, site, parser, target.path, target.query, keep_alive);
   }
   site.counters->count_response(ex.status, ex.bytes);
-  if (site.access_log) log(rt, &site, parser, ex);
+  if (site.access_log) log(site, parser, ex);
   co_return ex;
 }
 
 template <class Stream>
-void Session<Stream>::log(const Runtime&, const SiteRuntime* site, const Parser& parser,
-                          const Exchange& ex) {
+void Session<Stream>::log(const SiteRuntime& site, const Parser& parser, const Exchange& ex) {
   const auto& req = parser.get();
   AccessRecord record;
   record.remote = remote_;
@@ -655,7 +653,7 @@ void Session<Stream>::log(const Runtime&, const SiteRuntime* site, const Parser&
   record.unix_time =
       std::chrono::duration_cast<std::chrono::seconds>(w_.clock.wall_now().time_since_epoch())
           .count();
-  w_.logs.append(site->site.name, format_combined(record));
+  w_.logs.append(site.site.name, format_combined(record));
 }
 
 template <class Stream>

@@ -33,8 +33,6 @@ class Frontend {
                    });
   }
 
-  int exit_status() const { return exit_status_; }
-
  private:
   void on_message(ControlMessage message) {
     auto type = protocol::message_type(message.json);
@@ -170,7 +168,6 @@ class Frontend {
       runtime->listeners.push_back(std::move(listener));
     }
 
-    std::set<std::string> previous_logs;
     for (std::size_t i = 0; i < m.access_logs.size(); ++i) {
       logs_.set_file(m.access_logs[i], std::move(message.fds[m.listener_keys.size() + i]));
     }
@@ -215,21 +212,16 @@ class Frontend {
     }
     for (const auto& view : decoded->pools) runtime->pools.emplace(view.name, pool_runtime(view));
     current_ = runtime;
-    // Same listeners: nothing new to hand over.
-    std::map<std::string, int> none;
+    // Same listeners: the server closes acceptors missing from the map, so
+    // pass every one it has as -1, "keep what you have".
+    std::map<std::string, int> keep;
+    for (const auto& listener : current_->listeners) {
+      if (!listener.tls || listener.tls_listener) keep.emplace(listener.key, -1);
+    }
     protocol::AppliedMessage applied;
     applied.generation = decoded->generation;
     applied.seq = decoded->seq;
-    server_->update(runtime, listener_passthrough(none), acknowledge(std::move(applied)));
-  }
-
-  // The server closes acceptors missing from the map, so a state-only update
-  // passes the listeners it already has. Keys map to -1: keep what you have.
-  std::map<std::string, int> listener_passthrough(std::map<std::string, int>& out) {
-    for (const auto& listener : current_->listeners) {
-      if (!listener.tls || listener.tls_listener) out.emplace(listener.key, -1);
-    }
-    return out;
+    server_->update(runtime, keep, acknowledge(std::move(applied)));
   }
 
   void send_stats(std::uint64_t id) {
@@ -276,7 +268,6 @@ class Frontend {
   std::set<std::string> logged_sites_;
   std::shared_ptr<spdlog::logger> log_ = logger("frontend");
   bool stopping_ = false;
-  int exit_status_ = 0;
 };
 
 }  // namespace
@@ -291,7 +282,7 @@ int run_frontend(int control_fd) {
   Frontend frontend(io, UniqueFd(control_fd));
   frontend.start();
   io.run();
-  return frontend.exit_status();
+  return 0;
 }
 
 }  // namespace clusweb::web
