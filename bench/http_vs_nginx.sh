@@ -18,6 +18,7 @@
 #                 information only; such results are labelled and are not the
 #                 pinned comparison)
 #   ONLY=         nginx or clusweb: run one server alone (no ratios)
+#   CASES="static proxy"  the cases to run, in this order
 #   BUILD=1       0 = use the binaries already in build/release
 #   CLUSWEB=      path of another clusweb binary to measure (default: the
 #                 release build)
@@ -31,6 +32,7 @@ WARMUP=${WARMUP:-2}
 THREADS=${THREADS:-1}
 ONLY=${ONLY:-}
 BUILD=${BUILD:-1}
+CASES=${CASES:-static proxy}
 
 readonly connections=50
 readonly ready_timeout_s=30
@@ -55,6 +57,11 @@ is_count "$WARMUP" || fail "WARMUP must be a positive integer, got '$WARMUP'"
 [[ -z $ONLY || $ONLY == nginx || $ONLY == clusweb ]] ||
   fail "ONLY must be nginx or clusweb, got '$ONLY'"
 [[ $BUILD == 0 || $BUILD == 1 ]] || fail "BUILD must be 0 or 1, got '$BUILD'"
+read -r -a cases <<<"$CASES"
+((${#cases[@]} > 0)) || fail "CASES names no case"
+for case in "${cases[@]}"; do
+  [[ $case == static || $case == proxy ]] || fail "CASES: unknown case '$case' (static, proxy)"
+done
 [[ $(id -u) == 0 ]] || fail "run as root (both servers start as root and drop to nobody)"
 for tool in wrk taskset curl python3 ps; do
   command -v "$tool" >/dev/null || fail "$tool not found (scripts/install-deps.sh installs it)"
@@ -495,7 +502,6 @@ fi
 
 declare -A rps_of p99_of
 declare -A rps_ratios p99_ratios
-cases=(static proxy)
 for case in "${cases[@]}"; do
   for server in "${servers[@]}"; do
     measure "$server" "$case" "$WARMUP"

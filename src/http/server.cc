@@ -10,7 +10,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -24,12 +23,15 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <ctime>
+#include <charconv>
 #include <list>
+#include <optional>
 #include <span>
 #include <thread>
 #include <unordered_map>
 
 #include "base/log.h"
+#include "http/proxy_head.h"
 #include "http/request_checks.h"
 #include "http/static_file.h"
 #include "http/status.h"
@@ -51,34 +53,54 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::chrono::seconds kUpstreamConnectTimeout{5};
 constexpr std::size_t kRelayBufferBytes = 32 * 1024;
 
-// Headers that describe one hop and are never forwarded.
-bool is_hop_by_hop(bhttp::field name) {
-  switch (name) {
-    case bhttp::field::connection:
-    case bhttp::field::keep_alive:
-    case bhttp::field::proxy_connection:
-    case bhttp::field::te:
-    case bhttp::field::trailer:
-    case bhttp::field::upgrade:
-    case bhttp::field::proxy_authenticate:
-    case bhttp::field::proxy_authorization:
-      return true;
-    default:
-      return false;
+// Writes `head` (may be empty) and one piece of body framed as `chunked`
+// says; `last` ends a chunked body. One gather write.
+template <class AsyncStream>
+asio::awaitable<error_code> write_piece(AsyncStream& stream, std::string_view head,
+                                        std::span<const char> data, bool chunked, bool last) {
+  std::array<asio::const_buffer, 5> parts;
+  std::size_t count = 0;
+  char size_line[24];
+  if (!head.empty()) parts[count++] = asio::buffer(head);
+  if (chunked && !data.empty()) {
+    auto [end, ignored] = std::to_chars(size_line, size_line + 20, data.size(), 16);
+    *end++ = '\r';
+    *end++ = '\n';
+    parts[count++] = asio::buffer(size_line, static_cast<std::size_t>(end - size_line));
   }
+  if (!data.empty()) parts[count++] = asio::buffer(data.data(), data.size());
+  if (chunked && !data.empty()) parts[count++] = asio::buffer("\r\n", 2);
+  if (chunked && last) parts[count++] = asio::buffer("0\r\n\r\n", 5);
+  if (count == 0) co_return error_code{};
+  auto [ec, n] = co_await asio::async_write(
+      stream, std::span<const asio::const_buffer>(parts.data(), count), kTuple);
+  co_return ec;
 }
 
-// Removes hop-by-hop fields, including those the Connection field names.
-template <bool isRequest, class Fields>
-void strip_hop_by_hop(bhttp::header<isRequest, Fields>& head) {
-  std::vector<std::string> named;
-  for (auto token : bhttp::token_list(head[bhttp::field::connection])) {
-    named.emplace_back(token);
+// Parses body bytes already buffered into `relay` without reading the
+// socket; `got` is set to the bytes placed there.
+template <class BodyParser>
+error_code take_buffered(BodyParser& parser, beast::flat_buffer& buffer, std::span<char> relay,
+                         std::size_t& got) {
+  auto& body = parser.get().body();
+  body.data = relay.data();
+  body.size = relay.size();
+  parser.eager(true);
+  error_code ec;
+  while (buffer.size() > 0 && !parser.is_done()) {
+    const std::size_t used = parser.put(buffer.data(), ec);
+    buffer.consume(used);
+    if (ec == bhttp::error::need_more || ec == bhttp::error::need_buffer) {
+      ec = {};
+      break;
+    }
+    if (ec || used == 0) break;
   }
-  for (const auto& name : named) head.erase(name);
-  for (auto it = head.begin(); it != head.end();) {
-    it = is_hop_by_hop(it->name()) ? head.erase(it) : std::next(it);
-  }
+  got = relay.size() - body.size;
+  // Eager parsing asks for more input after a piece instead of returning it:
+  // async_read_some would then hold each piece back until the next arrived.
+  parser.eager(false);
+  return ec;
 }
 
 bool is_benign_close(const error_code& ec) {
@@ -91,13 +113,31 @@ bool is_benign_close(const error_code& ec) {
 }  // namespace
 
 // A connection as the server tracks it, so it can be closed from outside its
-// coroutine (site stopped, listener removed, shutdown).
+// coroutine (site stopped, listener removed, shutdown, time-out).
 struct ConnectionSlot {
+  using Clock = std::chrono::steady_clock;
+
+  ConnectionSlot(asio::io_context& io, std::string key)
+      : listener_key(std::move(key)), watchdog(io) {}
+  ConnectionSlot(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+
   std::string listener_key;
   std::string site;                        // site of the current or last request
   std::shared_ptr<SiteCounters> counters;  // that site's; counts this connection as active
   bool busy = false;                       // a request is in progress
-  std::function<void()> close;
+  std::function<void()> close;             // closes the client connection
+  UpstreamPool::Stream* upstream = nullptr;  // the worker connection in use, if any
+  bool upstream_timed_out = false;           // expire() closed it
+  static constexpr std::chrono::seconds kAnswerGrace{5};
+
+  // The time-out of whatever the connection waits for next. One timer per
+  // connection, re-armed only when it fires before a deadline that has moved
+  // meanwhile, so an operation costs a clock read instead of a timer insertion
+  // and removal.
+  asio::steady_timer watchdog;
+  Clock::time_point deadline;
+  bool watching = false;
 
   void attach(const SiteRuntime& runtime) {
     if (counters == runtime.counters) return;
@@ -106,8 +146,44 @@ struct ConnectionSlot {
     counters = runtime.counters;
     counters->active_connections.fetch_add(1, std::memory_order_relaxed);
   }
+
+  // The next wait, on the client or the worker, must end within `timeout`.
+  void extend(Clock::duration timeout) {
+    deadline = Clock::now() + timeout;
+    if (!watching) arm();
+  }
+
+  // A wait on a worker that runs out closes only the worker connection, so
+  // the client can still be answered (504) within a fresh deadline.
+  void expire() {
+    if (upstream != nullptr && upstream->socket().is_open()) {
+      upstream->close();
+      upstream_timed_out = true;
+      extend(kAnswerGrace);
+      return;
+    }
+    if (close) close();
+  }
+
   ~ConnectionSlot() {
     if (counters) counters->active_connections.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+ private:
+  void arm() {
+    watching = true;
+    watchdog.expires_at(deadline);
+    // Destroying the slot cancels the wait: the handler then sees an error
+    // and must not touch the slot.
+    watchdog.async_wait([this](error_code ec) {
+      if (ec) return;
+      watching = false;
+      if (Clock::now() < deadline) {
+        arm();
+      } else {
+        expire();
+      }
+    });
   }
 };
 
@@ -120,7 +196,10 @@ struct HttpServer::Worker {
         upstreams(io),
         connection_count(count) {}
 
-  asio::io_context io{1};
+  // Every socket and timer of this io_context is used from its one thread
+  // only; handlers are posted to it from others. So the reactor needs no
+  // locking per descriptor.
+  asio::io_context io{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   asio::executor_work_guard<asio::io_context::executor_type> work;
   AccessLogWriter& logs;
   const Clock& clock;
@@ -243,7 +322,7 @@ asio::awaitable<Exchange> Session<Stream>::write_simple(int status, std::string_
   head_ += "\r\n";
   head_ += extra_header;
   head_ += "\r\n";
-  lowest().expires_after(w_.runtime->config->server.limits.idle_timeout);
+  slot_.extend(w_.runtime->config->server.limits.idle_timeout);
   std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body)};
   auto [ec, n] = co_await asio::async_write(stream_, buffers, kTuple);
   co_return Exchange{status, ec ? 0 : body.size(), !keep_alive || static_cast<bool>(ec)};
@@ -283,12 +362,9 @@ asio::awaitable<error_code> Session<Stream>::write_file_body(const OpenFile& fil
       if (sent == 0) co_return error_code(asio::error::eof);
       if (errno == EINTR) continue;
       if (errno != EAGAIN) co_return error_code(errno, boost::system::system_category());
-      using namespace asio::experimental::awaitable_operators;
-      asio::steady_timer timer(w_.io, idle);
-      auto result =
-          co_await (socket.async_wait(tcp::socket::wait_write, kTuple) || timer.async_wait(kTuple));
-      if (result.index() == 1) co_return error_code(beast::error::timeout);
-      if (auto [ec] = std::get<0>(result); ec) co_return ec;
+      slot_.extend(idle);
+      auto [ec] = co_await socket.async_wait(tcp::socket::wait_write, kTuple);
+      if (ec) co_return ec;
     }
     co_return error_code{};
   } else {
@@ -301,7 +377,7 @@ asio::awaitable<error_code> Session<Stream>::write_file_body(const OpenFile& fil
                   static_cast<off_t>(position));
       if (got < 0 && errno == EINTR) continue;
       if (got <= 0) co_return error_code(got == 0 ? EIO : errno, boost::system::system_category());
-      lowest().expires_after(idle);
+      slot_.extend(idle);
       auto [ec, n] = co_await asio::async_write(
           stream_, asio::buffer(chunk.data(), static_cast<std::size_t>(got)), kTuple);
       if (ec) co_return ec;
@@ -353,7 +429,7 @@ asio::awaitable<Exchange> Session<Stream>::serve_static(const Runtime& rt, const
     head_ += "\r\n";
   }
   head_ += "\r\n";
-  lowest().expires_after(rt.config->server.limits.idle_timeout);
+  slot_.extend(rt.config->server.limits.idle_timeout);
 
   Exchange ex{response.status, 0, !keep_alive};
   if (!response.send_body || response.status == 304) {
@@ -413,23 +489,22 @@ asio::awaitable<Exchange> Session<Stream>::serve_proxy(const Runtime& rt, const 
     ~InFlight() { --count; }
   } guard{in_flight};
 
-  // The forwarded request: hop-by-hop fields out, forwarding fields in.
   const bool expect_continue = beast::iequals(req[bhttp::field::expect], "100-continue");
-  strip_hop_by_hop(req);
-  req.erase(bhttp::field::expect);
-  std::string forwarded_for(req["X-Forwarded-For"]);
-  forwarded_for = forwarded_for.empty() ? remote_ : forwarded_for + ", " + remote_;
-  req.set("X-Forwarded-For", forwarded_for);
-  req.set("X-Forwarded-Proto", tls_ ? "https" : "http");
-  req.set("X-Forwarded-Host", host);
+  const bool request_chunked = req.chunked();
   const int client_version = req.version();
-  req.version(11);
-  req.keep_alive(true);
   const bool head_request = req.method() == bhttp::verb::head;
+  head_.clear();
+  append_upstream_request_head(head_, req.base(), ForwardedBy{remote_, tls_, host});
 
   auto& index = w_.next_worker[pool.name];
   std::unique_ptr<UpstreamPool::Connection> upstream;
-  bhttp::response_parser<bhttp::buffer_body> response_parser;
+  // The worker connection in use times out with the client's deadline.
+  struct Watched {
+    ConnectionSlot& slot;
+    ~Watched() { slot.upstream = nullptr; }
+  } watched{slot_};
+  slot_.upstream_timed_out = false;
+  std::optional<bhttp::response_parser<bhttp::buffer_body>> response_parser;
   // One relay buffer per connection, allocated on first use, never zeroed.
   if (!relay_) relay_.reset(new char[kRelayBufferBytes]);
   const std::span<char> relay(relay_.get(), kRelayBufferBytes);
@@ -444,66 +519,67 @@ asio::awaitable<Exchange> Session<Stream>::serve_proxy(const Runtime& rt, const 
       continue;
     }
     auto connection = std::move(*acquired);
+    slot_.upstream = &connection->stream;
     if (expect_continue && attempt == 0) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kContinue), kTuple);
       if (ec) co_return Exchange{0, 0, true};
     }
-    connection->stream.expires_after(limits.idle_timeout);
-    bhttp::request_serializer<bhttp::buffer_body> serializer(req);
+    slot_.extend(limits.idle_timeout);
     error_code ec;
     if (!has_body) {
-      req.body().data = nullptr;
-      req.body().size = 0;
-      req.body().more = false;
       std::tie(ec, std::ignore) =
-          co_await bhttp::async_write(connection->stream, serializer, kTuple);
+          co_await asio::async_write(connection->stream, asio::buffer(head_), kTuple);
     } else {
-      // Stream the body: read a piece from the client, write it upstream.
-      do {
-        if (!parser.is_done()) {
-          req.body().data = relay.data();
-          req.body().size = relay.size();
-          lowest().expires_after(limits.idle_timeout);
-          // read_some: forward what has arrived instead of waiting for a full buffer.
-          auto [rec, rn] = co_await bhttp::async_read_some(stream_, buffer_, parser, kTuple);
-          if (rec == bhttp::error::body_limit) {
-            co_return co_await write_simple(413, "The request body is too large.", false);
-          }
-          if (rec && rec != bhttp::error::need_buffer) co_return Exchange{400, 0, true};
-          req.body().size = relay.size() - req.body().size;
-          // An empty piece would be serialized as the terminating chunk:
-          // hand the serializer nothing (need_buffer) until data arrives.
-          req.body().data = req.body().size == 0 ? nullptr : relay.data();
-          req.body().more = !parser.is_done();
-        } else {
-          req.body().data = nullptr;
-          req.body().size = 0;
-          req.body().more = false;
+      // Stream the body: the head with the first piece, then each piece as
+      // it arrives from the client, framed as the client framed it.
+      bool head_sent = false;
+      bool last = false;
+      while (!ec && !last) {
+        auto& body = req.body();
+        body.data = relay.data();
+        body.size = relay.size();
+        slot_.extend(limits.idle_timeout);
+        // read_some: forward what has arrived instead of waiting for a full buffer.
+        auto [rec, rn] = co_await bhttp::async_read_some(stream_, buffer_, parser, kTuple);
+        if (rec == bhttp::error::body_limit) {
+          co_return co_await write_simple(413, "The request body is too large.", false);
         }
-        connection->stream.expires_after(limits.idle_timeout);
-        std::tie(ec, std::ignore) =
-            co_await bhttp::async_write(connection->stream, serializer, kTuple);
-        if (ec == bhttp::error::need_buffer) ec = {};
-      } while (!ec && !serializer.is_done());
+        if (rec && rec != bhttp::error::need_buffer) co_return Exchange{400, 0, true};
+        const std::size_t got = relay.size() - body.size;
+        last = parser.is_done();
+        if (got == 0 && !last) continue;
+        slot_.extend(limits.idle_timeout);
+        ec = co_await write_piece(connection->stream, head_sent ? std::string_view() : head_,
+                                  relay.first(got), request_chunked, last);
+        head_sent = true;
+      }
     }
     if (!ec) {
-      if (head_request) response_parser.skip(true);
-      response_parser.body_limit(boost::none);
-      connection->stream.expires_after(limits.idle_timeout);
+      response_parser.emplace();
+      if (head_request) response_parser->skip(true);
+      response_parser->body_limit(boost::none);
+      slot_.extend(limits.idle_timeout);
       std::tie(ec, std::ignore) = co_await bhttp::async_read_header(
-          connection->stream, connection->buffer, response_parser, kTuple);
+          connection->stream, connection->buffer, *response_parser, kTuple);
+    }
+    if (ec && slot_.upstream_timed_out) {
+      logger("http")->warn("worker timed out pool={} endpoint={}", pool.name, endpoint);
+      co_return co_await write_simple(
+          504, fmt::format("The application pool \"{}\" did not answer in time.", pool.name),
+          false);
     }
     if (ec) {
-      bool retry = connection->reused && !has_body && attempt == 0 && !response_parser.got_some();
+      bool retry = connection->reused && !has_body && attempt == 0 &&
+                   !(response_parser && response_parser->got_some());
       logger("http")->debug("upstream exchange failed pool={} endpoint={} error=\"{}\" retry={}",
                             pool.name, endpoint, ec.message(), retry);
       if (!retry) {
         co_return co_await write_simple(
             502, fmt::format("The application pool \"{}\" did not answer.", pool.name), false);
       }
-      response_parser.~parser();
-      new (&response_parser) bhttp::response_parser<bhttp::buffer_body>();
+      response_parser.reset();
+      slot_.upstream = nullptr;
       continue;
     }
     upstream = std::move(connection);
@@ -515,69 +591,52 @@ asio::awaitable<Exchange> Session<Stream>::serve_proxy(const Runtime& rt, const 
   }
 
   // The response: relay head and body to the client as they arrive.
-  auto& res = response_parser.get();
+  auto& rp = *response_parser;
+  const auto& res = rp.get();
   const int status = res.result_int();
   const bool upstream_keep_alive = res.keep_alive();
-  strip_hop_by_hop(res);
-  res.set(bhttp::field::server, "clusweb");
-  bool client_keep_alive = keep_alive;
   const bool bodiless = head_request || status / 100 == 1 || status == 204 || status == 304;
-  if (!bodiless && !res.chunked() && !res.has_content_length()) {
-    // Close-delimited from the worker: chunk it for HTTP/1.1 clients.
-    if (client_version >= 11)
-      res.chunked(true);
-    else
-      client_keep_alive = false;
-  } else if (!bodiless && res.chunked() && client_version < 11) {
-    res.chunked(false);
-    client_keep_alive = false;
-  }
-  res.version(11);
-  res.keep_alive(client_keep_alive);
-  if (client_version < 11 && client_keep_alive) res.set(bhttp::field::connection, "keep-alive");
+  const RelayPlan plan = plan_relay(rp.chunked(), rp.content_length().has_value(), bodiless,
+                                    client_version, keep_alive);
+  head_.clear();
+  append_client_response_head(head_, res.base(), plan, client_version, w_.http_date());
 
-  Exchange ex{status, 0, !client_keep_alive};
-  bhttp::response_serializer<bhttp::buffer_body> serializer(res);
-  lowest().expires_after(limits.idle_timeout);
+  Exchange ex{status, 0, !plan.keep_alive};
+  const bool chunked = plan.framing == Framing::kChunked;
+  // The first piece goes out with the head: for a small answer whose body
+  // arrived with its head, the whole response is one write.
+  std::size_t got = 0;
   error_code ec;
-  if (bodiless || response_parser.is_done()) {
-    res.body().data = nullptr;
-    res.body().size = 0;
-    res.body().more = false;
-    if (bodiless) {
-      std::tie(ec, std::ignore) = co_await bhttp::async_write_header(stream_, serializer, kTuple);
-    } else {
-      std::tie(ec, std::ignore) = co_await bhttp::async_write(stream_, serializer, kTuple);
-    }
+  if (!rp.is_done()) ec = take_buffered(rp, upstream->buffer, relay, got);
+  bool last = rp.is_done();
+  if (!ec) {
+    slot_.extend(limits.idle_timeout);
+    ec = co_await write_piece(stream_, head_, relay.first(got), chunked, last);
+    ex.bytes += got;
   } else {
-    do {
-      if (!response_parser.is_done()) {
-        res.body().data = relay.data();
-        res.body().size = relay.size();
-        upstream->stream.expires_after(limits.idle_timeout);
-        auto [rec, rn] = co_await bhttp::async_read_some(upstream->stream, upstream->buffer,
-                                                         response_parser, kTuple);
-        if (rec && rec != bhttp::error::need_buffer) {
-          // The worker failed mid-response: the client cannot be told
-          // otherwise than by closing.
-          co_return Exchange{status, ex.bytes, true};
-        }
-        res.body().size = relay.size() - res.body().size;
-        res.body().data = res.body().size == 0 ? nullptr : relay.data();
-        res.body().more = !response_parser.is_done();
-        ex.bytes += res.body().size;
-      } else {
-        res.body().data = nullptr;
-        res.body().size = 0;
-        res.body().more = false;
-      }
-      lowest().expires_after(limits.idle_timeout);
-      std::tie(ec, std::ignore) = co_await bhttp::async_write(stream_, serializer, kTuple);
-      if (ec == bhttp::error::need_buffer) ec = {};
-    } while (!ec && !serializer.is_done());
+    co_return Exchange{status, 0, true};
+  }
+  while (!ec && !last) {
+    auto& body = rp.get().body();
+    body.data = relay.data();
+    body.size = relay.size();
+    slot_.extend(limits.idle_timeout);
+    auto [rec, rn] =
+        co_await bhttp::async_read_some(upstream->stream, upstream->buffer, rp, kTuple);
+    if (rec && rec != bhttp::error::need_buffer) {
+      // The worker failed mid-response: the client cannot be told
+      // otherwise than by closing.
+      co_return Exchange{status, ex.bytes, true};
+    }
+    got = relay.size() - body.size;
+    last = rp.is_done();
+    if (got == 0 && !last) continue;
+    slot_.extend(limits.idle_timeout);
+    ec = co_await write_piece(stream_, {}, relay.first(got), chunked, last);
+    ex.bytes += got;
   }
   if (ec) ex.close = true;
-  if (upstream_keep_alive && response_parser.is_done()) {
+  if (upstream_keep_alive && rp.is_done()) {
     w_.upstreams.release(std::move(upstream));
   }
   co_return ex;
@@ -667,7 +726,7 @@ asio::awaitable<void> Session<Stream>::run() {
     // The declared length is judged by check_request_head (413); the limit
     // applies to the body as it is read.
     parser.body_limit(boost::none);
-    lowest().expires_after(first ? limits.header_timeout : limits.idle_timeout);
+    slot_.extend(first ? limits.header_timeout : limits.idle_timeout);
     first = false;
     slot_.busy = false;
     auto [ec, n] = co_await bhttp::async_read_header(stream_, buffer_, parser, kTuple);
@@ -782,7 +841,7 @@ asio::awaitable<void> HttpServer::Worker::serve(tcp::socket socket, std::string 
   error_code ec;
   auto peer = socket.remote_endpoint(ec);
   std::string remote = ec ? std::string("-") : peer.address().to_string();
-  auto slot = connections.insert(connections.end(), ConnectionSlot{key, {}, {}, false, {}});
+  auto slot = connections.emplace(connections.end(), io, key);
   struct Unregister {
     std::list<ConnectionSlot>& list;
     std::list<ConnectionSlot>::iterator it;
@@ -799,12 +858,12 @@ asio::awaitable<void> HttpServer::Worker::serve(tcp::socket socket, std::string 
     auto tls = listener_runtime.tls_listener;  // keeps the contexts alive
     TlsStream stream(PlainStream(std::move(socket)), tls->default_context());
     slot->close = [&stream] { beast::get_lowest_layer(stream).close(); };
-    beast::get_lowest_layer(stream).expires_after(rt->config->server.limits.header_timeout);
+    slot->extend(rt->config->server.limits.header_timeout);
     auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
     if (hec) co_return;
     Session<TlsStream> session(*this, stream, key, remote, true, *slot);
     co_await session.run();
-    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+    slot->extend(std::chrono::seconds(2));
     co_await stream.async_shutdown(kTuple);
   } else {
     PlainStream stream(std::move(socket));

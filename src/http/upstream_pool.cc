@@ -50,6 +50,8 @@ asio::awaitable<Result<std::unique_ptr<UpstreamPool::Connection>>> UpstreamPool:
   auto [ec] =
       co_await connection->stream.async_connect(*parsed, asio::as_tuple(asio::use_awaitable));
   if (ec) co_return Error{ec.message(), endpoint, ec.value()};
+  // From here on the serving connection's deadline covers this one.
+  connection->stream.expires_never();
   co_return connection;
 }
 

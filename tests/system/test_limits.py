@@ -190,6 +190,19 @@ class LimitsTest(ServiceTestCase):
             self.assertTrue(conn.closed_by_server(timeout=6))
             self.assertLess(time.monotonic() - started, 4.0)
 
+    def test_worker_slower_than_idle_timeout_gets_504(self):
+        with RawConnection(self.port) as conn:
+            started = time.monotonic()
+            conn.send(b"GET /app/slow?ms=6000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            response = conn.read_response()
+            elapsed = time.monotonic() - started
+        self.assertEqual(response.status, 504)
+        self.assertGreater(elapsed, 1.5)
+        self.assertLess(elapsed, 4.5)
+        # The pool goes on serving.
+        response, body = http_request(self.port, "/app/echo")
+        self.assertEqual(response.status, 200)
+
     def test_idle_keep_alive_connection_is_closed(self):
         with RawConnection(self.port) as conn:
             self.assertEqual(conn.exchange("GET", "/", host="x").status, 200)
