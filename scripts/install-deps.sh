@@ -17,8 +17,11 @@ packages=(
   libcli11-dev
   libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
+  # the coordination store: etcd v3 over gRPC
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # system tests
   curl python3 openssl iproute2 procps
+  etcd-server etcd-client
   # benchmarks
   nginx-light wrk util-linux
 )

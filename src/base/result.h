@@ -15,6 +15,9 @@ struct Error {
   std::string message;
   std::string where;
   int sys_errno = 0;
+  // A component's own classification when callers must tell failures apart
+  // (e.g. store::Code); 0 when there is none.
+  int code = 0;
 
   // "where: message", or just "message" when there is no `where` or the
   // message already starts with it (multi-problem reports name each place).
