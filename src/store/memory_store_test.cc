@@ -190,7 +190,9 @@ TEST_F(MemoryStorePersistenceTest, ACrashAtAnyStepOfASaveLosesNoAcknowledgedWrit
       EXPECT_TRUE(crashing.crashed());
       auto found = reopened();
       // Every acknowledged write is there; the one being saved may be too.
-      for (const auto& [key, value] : acknowledged) EXPECT_EQ(found[key], value) << key;
+      for (const auto& [key, value] : acknowledged) {
+        EXPECT_EQ(found[key], value) << key;
+      }
       EXPECT_LE(found.size(), acknowledged.size() + 1);
       if (found.size() == acknowledged.size() + 1) {
         EXPECT_EQ(found[fmt::format("/k{}", writes_before)], fmt::format("v{}", writes_before));

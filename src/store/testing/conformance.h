@@ -215,7 +215,9 @@ TYPED_TEST_P(StoreConformance, RangeHonoursLimitKeysOnlyAndCountOnly) {
     keys.keys_only = true;
     auto names = must(co_await store.range(keys));
     EXPECT_EQ(names.kvs.size(), 5u);
-    for (const auto& kv : names.kvs) EXPECT_EQ(kv.value, "");
+    for (const auto& kv : names.kvs) {
+      EXPECT_EQ(kv.value, "");
+    }
     Range counted{this->key("k"), true};
     counted.count_only = true;
     auto count = must(co_await store.range(counted));
@@ -233,7 +235,9 @@ TYPED_TEST_P(StoreConformance, RangeAtAnOldRevisionSeesTheOldState) {
     old.revision = v1.revision;
     auto then = must(co_await store.range(old));
     EXPECT_EQ(then.kvs.size(), 1u);
-    if (!then.kvs.empty()) EXPECT_EQ(then.kvs[0].value, "one");
+    if (!then.kvs.empty()) {
+      EXPECT_EQ(then.kvs[0].value, "one");
+    }
     old.revision = gone.revision;
     EXPECT_EQ(must(co_await store.range(old)).count, 0);
     old.revision = gone.revision + 1000000;
@@ -249,7 +253,9 @@ TYPED_TEST_P(StoreConformance, DeleteOneKeyOrAPrefix) {
     auto one = must(co_await store.erase(Delete{this->key("d/1"), false, true}));
     EXPECT_EQ(one.deleted, 1);
     EXPECT_EQ(one.prev.size(), 1u);
-    if (!one.prev.empty()) EXPECT_EQ(one.prev[0].value, "d/1");
+    if (!one.prev.empty()) {
+      EXPECT_EQ(one.prev[0].value, "d/1");
+    }
     auto rest = must(co_await store.erase(Delete{this->key("d/"), true}));
     EXPECT_EQ(rest.deleted, 2);
     EXPECT_EQ(rest.revision, one.revision + 1);
