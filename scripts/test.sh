@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds clusweb and runs every test: unit and system tests (ctest) in the
-# regular build, again under AddressSanitizer + UndefinedBehaviorSanitizer,
+# Builds clusweb, checks formatting and clang-tidy, and runs every test: unit
+# and system tests (ctest) in the regular build, again under AddressSanitizer + UndefinedBehaviorSanitizer,
 # and a short libFuzzer run. Run as root (system tests bind ports, switch
 # users and start daemons). Exits non-zero on the first failure.
 set -euo pipefail
@@ -11,6 +11,9 @@ step() { printf '\n== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
 step "build (ci preset: -O2, -Werror)"
 cmake --preset ci >/dev/null
 cmake --build --preset ci
+
+step "lint (clang-format, clang-tidy)"
+scripts/lint.sh build/ci
 
 step "tests (ci preset)"
 ctest --preset ci --output-on-failure --timeout 600

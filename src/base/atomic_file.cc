@@ -96,9 +96,9 @@ std::uint32_t crc32(std::string_view data) {
 Status write_file_atomically(FileSystem& fs, const std::filesystem::path& path,
                              std::string_view payload, mode_t mode) {
   char header[64];
-  int length = std::snprintf(header, sizeof header, "%.*s%zu %08x\n",
-                             static_cast<int>(kMagic.size()), kMagic.data(), payload.size(),
-                             crc32(payload));
+  int length =
+      std::snprintf(header, sizeof header, "%.*s%zu %08x\n", static_cast<int>(kMagic.size()),
+                    kMagic.data(), payload.size(), crc32(payload));
   std::filesystem::path temp = path;
   temp += ".tmp";
   auto fd = fs.create(temp, mode);
@@ -144,8 +144,8 @@ Result<std::optional<std::string>> read_file_checked(FileSystem& fs,
   }
   std::string_view payload = text.substr(newline + 1);
   if (payload.size() != length) {
-    return corrupt(fmt::format("{} bytes of payload where the header says {}", payload.size(),
-                               length));
+    return corrupt(
+        fmt::format("{} bytes of payload where the header says {}", payload.size(), length));
   }
   if (crc32(payload) != checksum) return corrupt("checksum mismatch");
   return std::optional<std::string>(std::string(payload));

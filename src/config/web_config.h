@@ -87,7 +87,7 @@ struct ApplicationPool {
 
 // Limits against hostile or broken clients.
 struct Limits {
-  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_header_bytes = std::size_t{16} * 1024;
   int max_headers = 100;
   std::uint64_t max_body_bytes = 32ull * 1024 * 1024;
   std::chrono::milliseconds header_timeout{10'000};  // whole request head must arrive

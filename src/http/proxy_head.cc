@@ -122,8 +122,7 @@ RelayPlan plan_relay(bool chunked_from_worker, bool has_length, bool bodiless, i
 }
 
 void append_client_response_head(std::string& out, const bhttp::response_header<>& head,
-                                 const RelayPlan& plan, int client_version,
-                                 std::string_view date) {
+                                 const RelayPlan& plan, int client_version, std::string_view date) {
   const unsigned status = head.result_int();
   out += "HTTP/1.1 ";
   append_number(out, status);

@@ -35,10 +35,10 @@ TEST(ProxyHeadTest, ForwardsFieldsAndAddsForwarding) {
 }
 
 TEST(ProxyHeadTest, SpeaksHttp11UpstreamForAnHttp10Client) {
-  EXPECT_EQ(upstream_head("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
-                          {"::1", true, "b.test"}),
-            "GET / HTTP/1.1\r\nX-Forwarded-For: ::1\r\nX-Forwarded-Proto: https\r\n"
-            "X-Forwarded-Host: b.test\r\n\r\n");
+  EXPECT_EQ(
+      upstream_head("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", {"::1", true, "b.test"}),
+      "GET / HTTP/1.1\r\nX-Forwarded-For: ::1\r\nX-Forwarded-Proto: https\r\n"
+      "X-Forwarded-Host: b.test\r\n\r\n");
 }
 
 TEST(ProxyHeadTest, DropsHopByHopFieldsAndThoseConnectionNames) {
@@ -136,10 +136,10 @@ TEST(ProxyHeadTest, ResponseHeadForAnHttp10Client) {
                         {Framing::kClose, false}, 10),
             "HTTP/1.1 200 OK\r\nServer: clusweb\r\nDate: Wed, 25 Nov 2026 16:00:00 GMT\r\n"
             "Connection: close\r\n\r\n");
-  EXPECT_EQ(client_head("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", {Framing::kLength, true},
-                        10),
-            "HTTP/1.1 200 OK\r\nServer: clusweb\r\nDate: Wed, 25 Nov 2026 16:00:00 GMT\r\n"
-            "Content-Length: 2\r\nConnection: keep-alive\r\n\r\n");
+  EXPECT_EQ(
+      client_head("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", {Framing::kLength, true}, 10),
+      "HTTP/1.1 200 OK\r\nServer: clusweb\r\nDate: Wed, 25 Nov 2026 16:00:00 GMT\r\n"
+      "Content-Length: 2\r\nConnection: keep-alive\r\n\r\n");
 }
 
 TEST(ProxyHeadTest, ResponseHeadDropsTheLengthOfARechunkedBodyButNotOfAHeadAnswer) {

@@ -22,8 +22,8 @@
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
-#include <ctime>
 #include <charconv>
+#include <ctime>
 #include <list>
 #include <optional>
 #include <span>
@@ -51,7 +51,7 @@ namespace {
 
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::chrono::seconds kUpstreamConnectTimeout{5};
-constexpr std::size_t kRelayBufferBytes = 32 * 1024;
+constexpr std::size_t kRelayBufferBytes = std::size_t{32} * 1024;
 
 // Writes `head` (may be empty) and one piece of body framed as `chunked`
 // says; `last` ends a chunked body. One gather write.
@@ -123,10 +123,10 @@ struct ConnectionSlot {
   ConnectionSlot& operator=(const ConnectionSlot&) = delete;
 
   std::string listener_key;
-  std::string site;                        // site of the current or last request
-  std::shared_ptr<SiteCounters> counters;  // that site's; counts this connection as active
-  bool busy = false;                       // a request is in progress
-  std::function<void()> close;             // closes the client connection
+  std::string site;                          // site of the current or last request
+  std::shared_ptr<SiteCounters> counters;    // that site's; counts this connection as active
+  bool busy = false;                         // a request is in progress
+  std::function<void()> close;               // closes the client connection
   UpstreamPool::Stream* upstream = nullptr;  // the worker connection in use, if any
   bool upstream_timed_out = false;           // expire() closed it
   static constexpr std::chrono::seconds kAnswerGrace{5};
@@ -231,7 +231,7 @@ struct HttpServer::Worker {
     return date_text;
   }
 
-  void apply(RuntimePtr next, std::map<std::string, int> fds);
+  void apply(RuntimePtr next, const std::map<std::string, int>& fds);
   void close_affected();
   asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string key);
   asio::awaitable<void> serve(tcp::socket socket, std::string key);
@@ -491,7 +491,7 @@ asio::awaitable<Exchange> Session<Stream>::serve_proxy(const Runtime& rt, const 
 
   const bool expect_continue = beast::iequals(req[bhttp::field::expect], "100-continue");
   const bool request_chunked = req.chunked();
-  const int client_version = req.version();
+  const int client_version = static_cast<int>(req.version());
   const bool head_request = req.method() == bhttp::verb::head;
   head_.clear();
   append_upstream_request_head(head_, req.base(), ForwardedBy{remote_, tls_, host});
@@ -593,7 +593,7 @@ asio::awaitable<Exchange> Session<Stream>::serve_proxy(const Runtime& rt, const 
   // The response: relay head and body to the client as they arrive.
   auto& rp = *response_parser;
   const auto& res = rp.get();
-  const int status = res.result_int();
+  const int status = static_cast<int>(res.result_int());
   const bool upstream_keep_alive = res.keep_alive();
   const bool bodiless = head_request || status / 100 == 1 || status == 204 || status == 304;
   const RelayPlan plan = plan_relay(rp.chunked(), rp.content_length().has_value(), bodiless,
@@ -704,7 +704,7 @@ void Session<Stream>::log(const SiteRuntime& site, const Parser& parser, const E
   record.remote = remote_;
   record.method = req.method_string();
   record.target = req.target();
-  record.version = req.version();
+  record.version = static_cast<int>(req.version());
   record.status = ex.status;
   record.bytes = ex.bytes;
   record.referer = req[bhttp::field::referer];
@@ -761,7 +761,7 @@ void HttpServer::Worker::close_affected() {
   }
 }
 
-void HttpServer::Worker::apply(RuntimePtr next, std::map<std::string, int> fds) {
+void HttpServer::Worker::apply(RuntimePtr next, const std::map<std::string, int>& fds) {
   runtime = std::move(next);
   files.clear();
   // Listeners: keep those still wanted, open new ones, close the rest.
@@ -888,7 +888,7 @@ HttpServer::~HttpServer() {
   }
 }
 
-void HttpServer::update(RuntimePtr runtime, const std::map<std::string, int>& listener_fds,
+void HttpServer::update(const RuntimePtr& runtime, const std::map<std::string, int>& listener_fds,
                         std::function<void()> applied) {
   auto remaining = std::make_shared<std::atomic<std::size_t>>(workers_.size());
   auto done = std::make_shared<std::function<void()>>(std::move(applied));
@@ -897,11 +897,10 @@ void HttpServer::update(RuntimePtr runtime, const std::map<std::string, int>& li
     for (const auto& [key, fd] : listener_fds) {
       own.emplace(key, fd < 0 ? -1 : ::fcntl(fd, F_DUPFD_CLOEXEC, 3));
     }
-    asio::post(worker->io,
-               [w = worker.get(), runtime, own = std::move(own), remaining, done]() mutable {
-                 w->apply(runtime, std::move(own));
-                 if (remaining->fetch_sub(1) == 1 && *done) (*done)();
-               });
+    asio::post(worker->io, [w = worker.get(), runtime, own = std::move(own), remaining, done] {
+      w->apply(runtime, own);
+      if (remaining->fetch_sub(1) == 1 && *done) (*done)();
+    });
   }
 }
 

@@ -35,7 +35,7 @@ class HttpServer {
   // every serving thread.
   // `applied` (optional) runs on some serving thread once every thread uses
   // the new runtime.
-  void update(RuntimePtr runtime, const std::map<std::string, int>& listener_fds,
+  void update(const RuntimePtr& runtime, const std::map<std::string, int>& listener_fds,
               std::function<void()> applied = {});
 
   // Starts the serving threads.

@@ -19,7 +19,6 @@ namespace {
 
 constexpr std::string_view kHtmlType = "text/html; charset=utf-8";
 
-
 int status_for_errno(int err) {
   switch (err) {
     case ENOENT:

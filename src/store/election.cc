@@ -45,8 +45,8 @@ asio::awaitable<Result<bool>> Election::try_acquire() {
     token_ = 0;
     co_return false;
   }
-  co_return store_error(Code::kUnknownOutcome,
-                        "the outcome of acquiring the key stayed unknown", key_);
+  co_return store_error(Code::kUnknownOutcome, "the outcome of acquiring the key stayed unknown",
+                        key_);
 }
 
 asio::awaitable<Status> Election::campaign() {

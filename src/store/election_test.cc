@@ -83,10 +83,13 @@ TEST_F(ElectionTest, AWaitingCandidateLeadsOnceTheLeaderResigns) {
   Election b(*store_, "/coordinator", "node-b", lease());
   run([&]() -> asio::awaitable<void> { must(co_await a.campaign()); });
   bool b_leads = false;
-  asio::co_spawn(io_, [&]() -> asio::awaitable<void> {
-    must(co_await b.campaign());
-    b_leads = true;
-  }, asio::detached);
+  asio::co_spawn(
+      io_,
+      [&]() -> asio::awaitable<void> {
+        must(co_await b.campaign());
+        b_leads = true;
+      },
+      asio::detached);
   settle();
   EXPECT_FALSE(b_leads);
   const Revision old_token = a.token();
@@ -101,10 +104,13 @@ TEST_F(ElectionTest, TheLeadersLeaseExpiringHandsLeadershipOver) {
   Election b(*store_, "/coordinator", "node-b", lease(60s));
   run([&]() -> asio::awaitable<void> { must(co_await a.campaign()); });
   bool b_leads = false;
-  asio::co_spawn(io_, [&]() -> asio::awaitable<void> {
-    must(co_await b.campaign());
-    b_leads = true;
-  }, asio::detached);
+  asio::co_spawn(
+      io_,
+      [&]() -> asio::awaitable<void> {
+        must(co_await b.campaign());
+        b_leads = true;
+      },
+      asio::detached);
   settle();
   clock_.advance(1s);
   store_->expire_leases();
@@ -177,14 +183,17 @@ TEST_F(ElectionTest, ObserveReportsEachChangeOfLeader) {
   Election watcher(*store_, "/coordinator", "observer", 0);
   run([&]() -> asio::awaitable<void> { must(co_await a.campaign()); });
   std::vector<std::string> seen;
-  asio::co_spawn(io_, [&]() -> asio::awaitable<void> {
-    Revision known = 0;
-    for (int i = 0; i < 3; ++i) {
-      auto next = must(co_await watcher.observe(known));
-      seen.push_back(next ? next->value : "(none)");
-      known = next ? next->create_revision : 0;
-    }
-  }, asio::detached);
+  asio::co_spawn(
+      io_,
+      [&]() -> asio::awaitable<void> {
+        Revision known = 0;
+        for (int i = 0; i < 3; ++i) {
+          auto next = must(co_await watcher.observe(known));
+          seen.push_back(next ? next->value : "(none)");
+          known = next ? next->create_revision : 0;
+        }
+      },
+      asio::detached);
   settle();
   run([&]() -> asio::awaitable<void> {
     must(co_await a.resign());

@@ -1,9 +1,9 @@
 #include "store/memory_store.h"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <algorithm>
 #include <charconv>
 #include <deque>
 
@@ -78,10 +78,9 @@ class MemoryWatch final : public Watch {
     for (;;) {
       if (canceled_) co_return store_error(Code::kCanceled, "the watch was canceled");
       if (compacted_) {
-        co_return store_error(
-            Code::kCompacted,
-            fmt::format("revision {} has been compacted (oldest available: {})",
-                        options_.start_revision, compact_revision_));
+        co_return store_error(Code::kCompacted,
+                              fmt::format("revision {} has been compacted (oldest available: {})",
+                                          options_.start_revision, compact_revision_));
       }
       if (!pending_.empty()) {
         WatchBatch batch;
@@ -154,7 +153,9 @@ class MemoryStoreClient final : public Store {
  public:
   explicit MemoryStoreClient(MemoryStore& store) : store_(store) {}
   asio::any_io_executor get_executor() const override { return store_.get_executor(); }
-  asio::awaitable<Result<RangeResult>> range(Range r) override { return store_.range(std::move(r)); }
+  asio::awaitable<Result<RangeResult>> range(Range r) override {
+    return store_.range(std::move(r));
+  }
   asio::awaitable<Result<PutResult>> put(Put r) override { return store_.put(std::move(r)); }
   asio::awaitable<Result<DeleteResult>> erase(Delete r) override {
     return store_.erase(std::move(r));
@@ -193,7 +194,8 @@ MemoryStore::MemoryStore(asio::any_io_executor executor, const Clock& clock,
 Result<std::unique_ptr<MemoryStore>> MemoryStore::open(asio::any_io_executor executor,
                                                        const Clock& clock,
                                                        MemoryStoreOptions options) {
-  std::unique_ptr<MemoryStore> store(new MemoryStore(std::move(executor), clock, std::move(options)));
+  std::unique_ptr<MemoryStore> store(
+      new MemoryStore(std::move(executor), clock, std::move(options)));
   if (!store->options_.state_file.empty()) {
     if (auto loaded = store->load(); !loaded) return loaded.error();
   }
@@ -403,12 +405,11 @@ Status MemoryStore::check_writes(const std::vector<Operation>& operations) const
   for (const auto& operation : operations) {
     if (const auto* put = std::get_if<Put>(&operation)) {
       if (!put_keys.insert(put->key).second) {
-        return store_error(Code::kInvalidArgument,
-                           "duplicate key given in txn request", put->key);
+        return store_error(Code::kInvalidArgument, "duplicate key given in txn request", put->key);
       }
       if (put->lease != 0 && leases_.count(put->lease) == 0) {
-        return store_error(Code::kLeaseNotFound,
-                           fmt::format("lease {:x} not found", put->lease), put->key);
+        return store_error(Code::kLeaseNotFound, fmt::format("lease {:x} not found", put->lease),
+                           put->key);
       }
     }
   }
@@ -502,8 +503,8 @@ asio::awaitable<Result<RangeResult>> MemoryStore::range(Range request) {
 asio::awaitable<Result<PutResult>> MemoryStore::put(Put request) {
   co_await yield();
   if (request.lease != 0 && leases_.count(request.lease) == 0) {
-    co_return store_error(Code::kLeaseNotFound,
-                          fmt::format("lease {:x} not found", request.lease), request.key);
+    co_return store_error(Code::kLeaseNotFound, fmt::format("lease {:x} not found", request.lease),
+                          request.key);
   }
   Batch batch{revision_ + 1, {}};
   PutResult result = do_put(batch, request);
@@ -566,9 +567,9 @@ asio::awaitable<Result<TxnResult>> MemoryStore::txn(Txn request) {
 asio::awaitable<Status> MemoryStore::compact(Revision revision) {
   co_await yield();
   if (revision > revision_) {
-    co_return store_error(Code::kFutureRevision,
-                          fmt::format("revision {} is newer than the store's {}", revision,
-                                      revision_));
+    co_return store_error(
+        Code::kFutureRevision,
+        fmt::format("revision {} is newer than the store's {}", revision, revision_));
   }
   if (revision <= compact_revision_) {
     co_return store_error(Code::kCompacted,
@@ -582,15 +583,16 @@ asio::awaitable<Status> MemoryStore::compact(Revision revision) {
                                  [](Revision r, const Version& v) { return r < v.revision; });
     if (keep != versions.begin()) --keep;
     versions.erase(versions.begin(), keep);
-    if (versions.size() == 1 && versions.front().tombstone && versions.front().revision <= revision) {
+    if (versions.size() == 1 && versions.front().tombstone &&
+        versions.front().revision <= revision) {
       it = keys_.erase(it);
     } else {
       ++it;
     }
   }
-  log_.erase(log_.begin(),
-             std::find_if(log_.begin(), log_.end(),
-                          [&](const LoggedEvent& e) { return e.revision >= revision; }));
+  log_.erase(log_.begin(), std::find_if(log_.begin(), log_.end(), [&](const LoggedEvent& e) {
+               return e.revision >= revision;
+             }));
   compact_revision_ = revision;
   co_return ok_status();
 }
@@ -637,8 +639,8 @@ asio::awaitable<Result<LeaseStatus>> MemoryStore::time_to_live(LeaseId id, bool 
   LeaseStatus status;
   status.id = id;
   status.granted = it->second.ttl;
-  status.remaining = std::chrono::duration_cast<std::chrono::seconds>(it->second.deadline -
-                                                                      clock_.now());
+  status.remaining =
+      std::chrono::duration_cast<std::chrono::seconds>(it->second.deadline - clock_.now());
   if (with_keys) status.keys.assign(it->second.keys.begin(), it->second.keys.end());
   co_return status;
 }

@@ -31,12 +31,12 @@ using LeaseId = std::int64_t;
 // (`co_await store.put(Put{k, v})`); a constructor call is compiled correctly.
 
 enum class Code : int {
-  kUnavailable = 1,  // no endpoint answered, or the cluster has no leader: nothing happened
-  kUnknownOutcome,   // a write's reply was lost: it may or may not have been applied
-  kCompacted,        // the revision asked for was compacted away
-  kFutureRevision,   // the revision asked for is newer than the store's
-  kLeaseNotFound,    // the lease does not exist (expired or revoked)
-  kInvalidArgument,  // a request the store refuses as malformed
+  kUnavailable = 1,   // no endpoint answered, or the cluster has no leader: nothing happened
+  kUnknownOutcome,    // a write's reply was lost: it may or may not have been applied
+  kCompacted,         // the revision asked for was compacted away
+  kFutureRevision,    // the revision asked for is newer than the store's
+  kLeaseNotFound,     // the lease does not exist (expired or revoked)
+  kInvalidArgument,   // a request the store refuses as malformed
   kPermissionDenied,  // authentication or authorisation failed
   kCanceled,          // the watch was canceled
   kInternal,          // anything else: a server-side error
@@ -176,7 +176,7 @@ struct LeaseStatus {
 struct WatchEvent {
   enum class Type { kPut, kDelete };
   Type type = Type::kPut;
-  KeyValue kv;  // for a delete: key and mod_revision (the delete's revision) only
+  KeyValue kv;                   // for a delete: key and mod_revision (the delete's revision) only
   std::optional<KeyValue> prev;  // the key before this event, when asked for and known
 };
 

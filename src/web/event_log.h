@@ -31,7 +31,8 @@ class EventLog {
  public:
   using Subscriber = std::function<void(const WebEvent&)>;
 
-  EventLog(const Clock& clock, std::size_t capacity = 1000) : clock_(clock), capacity_(capacity) {}
+  explicit EventLog(const Clock& clock, std::size_t capacity = 1000)
+      : clock_(clock), capacity_(capacity) {}
 
   const WebEvent& record(WebEvent event);
   // Returns an id for unsubscribe().

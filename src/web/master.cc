@@ -372,7 +372,7 @@ Status WebMaster::spawn_frontend() {
   frontend->channel = std::make_unique<ControlChannel>(io_, std::move(pair->first));
   Frontend* raw = frontend.get();
   frontend->channel->start(
-      [this, raw](ControlMessage message) { on_frontend_message(raw, std::move(message)); },
+      [this, raw](const ControlMessage& message) { on_frontend_message(raw, message); },
       [](const Error&) {});
   reaper_.watch(*pid, [this, pid = *pid](int status) { on_frontend_exit(pid, status); });
   frontend_ = std::move(frontend);
@@ -383,7 +383,7 @@ Status WebMaster::spawn_frontend() {
   return {};
 }
 
-void WebMaster::on_frontend_message(Frontend* frontend, ControlMessage message) {
+void WebMaster::on_frontend_message(Frontend* frontend, const ControlMessage& message) {
   auto type = protocol::message_type(message.json);
   if (!type) return;
   if (*type == "stats") {

@@ -98,7 +98,7 @@ class WebMaster {
   Status spawn_frontend();
   void send_config(Frontend& frontend);
   void send_state();
-  void on_frontend_message(Frontend* frontend, ControlMessage message);
+  void on_frontend_message(Frontend* frontend, const ControlMessage& message);
   void on_frontend_exit(pid_t pid, int wait_status);
   std::vector<protocol::PoolView> pool_views() const;
   std::map<std::string, bool> site_flags() const;

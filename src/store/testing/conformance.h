@@ -54,16 +54,15 @@ template <class T>
 Code must_fail(const Result<T>& result,
                std::source_location where = std::source_location::current()) {
   if (result) {
-    throw std::runtime_error(
-        fmt::format("{}:{}: succeeded where a failure was expected", where.file_name(),
-                    where.line()));
+    throw std::runtime_error(fmt::format("{}:{}: succeeded where a failure was expected",
+                                         where.file_name(), where.line()));
   }
   return code_of(result.error());
 }
 
 // The next batch of a watch, or an exception when none comes within `limit`.
-inline boost::asio::awaitable<WatchBatch> next_batch(Watch& watch,
-                                                     std::chrono::seconds limit = std::chrono::seconds(15)) {
+inline boost::asio::awaitable<WatchBatch> next_batch(
+    Watch& watch, std::chrono::seconds limit = std::chrono::seconds(15)) {
   boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, limit);
   auto fired = std::make_shared<bool>(false);
   timer.async_wait([fired, &watch](boost::system::error_code ec) {
@@ -346,7 +345,8 @@ TYPED_TEST_P(StoreConformance, TxnConflictLetsOnlyOneWriterWin) {
     auto seen = must(co_await get(store, k));
     // Two read-modify-writes from the same read: the second is refused.
     auto write = [&](std::string value) {
-      return compare_holds(store, Compare::mod_revision_is(k, Compare::Op::kEqual, seen->mod_revision),
+      return compare_holds(store,
+                           Compare::mod_revision_is(k, Compare::Op::kEqual, seen->mod_revision),
                            Put{k, std::move(value)});
     };
     EXPECT_TRUE(co_await write("1"));
@@ -425,7 +425,8 @@ TYPED_TEST_P(StoreConformance, KeepaliveKeepsALeaseAlive) {
     auto lease = must(co_await store.grant(this->backend_.lease_ttl()));
     must(co_await store.put(Put{this->key("alive"), "x", lease.id}));
     for (int i = 0; i < 4; ++i) {
-      co_await this->backend_.pass_time(std::chrono::duration_cast<std::chrono::milliseconds>(lease.ttl) / 2);
+      co_await this->backend_.pass_time(
+          std::chrono::duration_cast<std::chrono::milliseconds>(lease.ttl) / 2);
       must(co_await store.keepalive(lease.id));
     }
     EXPECT_TRUE(must(co_await get(store, this->key("alive"))).has_value());
@@ -553,18 +554,14 @@ TYPED_TEST_P(StoreConformance, ManyClientsRaceForOneLockAndOneWinsEachRound) {
   });
 }
 
-REGISTER_TYPED_TEST_SUITE_P(StoreConformance, PutAssignsRevisionsAndVersions,
-                            RangeReadsAKeyAPrefixAndEverything,
-                            RangeHonoursLimitKeysOnlyAndCountOnly,
-                            RangeAtAnOldRevisionSeesTheOldState, DeleteOneKeyOrAPrefix,
-                            LargeValuesAndManyKeys, TxnComparesEachTarget,
-                            TxnRunsOneBranchAtomically, TxnConflictLetsOnlyOneWriterWin,
-                            TxnRefusesADuplicateKey, LeasesGrantRenewReportAndRevoke,
-                            LeaseExpiryDeletesKeysAndFiresWatchDeletes,
-                            KeepaliveKeepsALeaseAlive,
-                            WatchDeliversPutsAndDeletesWithPreviousValues,
-                            WatchOnAPrefixSeesOnlyItsKeys, WatchFromAnOldRevisionReplaysHistory,
-                            CancelEndsAWatch, CompactionMakesOldRevisionsUnavailable,
-                            ManyClientsRaceForOneLockAndOneWinsEachRound);
+REGISTER_TYPED_TEST_SUITE_P(
+    StoreConformance, PutAssignsRevisionsAndVersions, RangeReadsAKeyAPrefixAndEverything,
+    RangeHonoursLimitKeysOnlyAndCountOnly, RangeAtAnOldRevisionSeesTheOldState,
+    DeleteOneKeyOrAPrefix, LargeValuesAndManyKeys, TxnComparesEachTarget,
+    TxnRunsOneBranchAtomically, TxnConflictLetsOnlyOneWriterWin, TxnRefusesADuplicateKey,
+    LeasesGrantRenewReportAndRevoke, LeaseExpiryDeletesKeysAndFiresWatchDeletes,
+    KeepaliveKeepsALeaseAlive, WatchDeliversPutsAndDeletesWithPreviousValues,
+    WatchOnAPrefixSeesOnlyItsKeys, WatchFromAnOldRevisionReplaysHistory, CancelEndsAWatch,
+    CompactionMakesOldRevisionsUnavailable, ManyClientsRaceForOneLockAndOneWinsEachRound);
 
 }  // namespace clusweb::store::testing
