@@ -29,6 +29,8 @@ using LeaseId = std::int64_t;
 // GCC 12 destroys a braced aggregate twice when it is passed by value
 // straight into a coroutine inside a co_await expression
 // (`co_await store.put(Put{k, v})`); a constructor call is compiled correctly.
+// The same bug destroys a capturing lambda temporary twice when it is an
+// argument inside a co_await expression: name such lambdas first.
 
 enum class Code : int {
   kUnavailable = 1,   // no endpoint answered, or the cluster has no leader: nothing happened
@@ -116,7 +118,8 @@ struct DeleteResult {
 };
 
 // One condition of a transaction. For a missing key, version, create and mod
-// revision and lease compare as 0 and the value as "".
+// revision and lease compare as 0, and a value comparison is false whatever
+// the operator (etcd's rule).
 struct Compare {
   enum class Target { kValue, kVersion, kCreateRevision, kModRevision, kLease };
   enum class Op { kEqual, kNotEqual, kLess, kGreater };

@@ -306,6 +306,9 @@ TYPED_TEST_P(StoreConformance, TxnComparesEachTarget) {
     // A missing key: version and revisions compare as 0.
     EXPECT_TRUE(co_await check(Compare::absent(this->key("nothing"))));
     EXPECT_TRUE(co_await check(Compare::version_is(this->key("nothing"), Op::kEqual, 0)));
+    // ...and a value comparison fails whatever the operator.
+    EXPECT_FALSE(co_await check(Compare::value_is(this->key("nothing"), Op::kEqual, "")));
+    EXPECT_FALSE(co_await check(Compare::value_is(this->key("nothing"), Op::kNotEqual, "x")));
   });
 }
 
