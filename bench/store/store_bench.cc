@@ -110,8 +110,8 @@ asio::awaitable<void> measure(store::Store& client, std::function<store::Store&(
                settings.ops / 2);
   Latencies watched;
   {
-    auto watch = must(co_await client.watch(store::WatchOptions(prefix + "watched/", true)),
-                      "watch");
+    auto watch =
+        must(co_await client.watch(store::WatchOptions(prefix + "watched/", true)), "watch");
     for (int i = 0; i < settings.ops / 2; ++i) {
       std::string key = prefix + "watched/" + std::to_string(i);
       auto start = Clock::now();
@@ -138,8 +138,7 @@ asio::awaitable<void> measure(store::Store& client, std::function<store::Store&(
     keepalive.add(Clock::now() - start);
   }
   if (calls() != 0) {
-    report.calls_per_keepalive =
-        static_cast<double>(calls() - calls_before) / (settings.ops / 2);
+    report.calls_per_keepalive = static_cast<double>(calls() - calls_before) / (settings.ops / 2);
   }
   must(co_await client.revoke(lease.id), "revoke");
   report.keepalive_p50 = keepalive.percentile(50);
@@ -147,8 +146,8 @@ asio::awaitable<void> measure(store::Store& client, std::function<store::Store&(
 
   // Compare-and-swap from 16 clients at once, each on its own key.
   constexpr int kClients = 16;
-  std::fprintf(stderr, "  %s: compare-and-swap from %d clients for %d s\n",
-               report.backend.c_str(), kClients, settings.seconds);
+  std::fprintf(stderr, "  %s: compare-and-swap from %d clients for %d s\n", report.backend.c_str(),
+               kClients, settings.seconds);
   std::uint64_t committed = 0;
   std::uint64_t txns = 0;
   int running = kClients;
@@ -276,12 +275,13 @@ int main(int argc, char** argv) {
       auto memory = must(store::MemoryStore::open(io.get_executor(), clock, options), "open");
       std::vector<std::unique_ptr<store::Store>> clients;
       clusweb::store::testing::run_until_done(
-          io, measure(*memory,
-                      [&]() -> store::Store& {
-                        clients.push_back(memory->client());
-                        return *clients.back();
-                      },
-                      settings, report, [] { return std::uint64_t{0}; }));
+          io, measure(
+                  *memory,
+                  [&]() -> store::Store& {
+                    clients.push_back(memory->client());
+                    return *clients.back();
+                  },
+                  settings, report, [] { return std::uint64_t{0}; }));
       clients.clear();
       memory.reset();
       if (!dir.empty()) std::filesystem::remove_all(dir);
@@ -304,17 +304,19 @@ int main(int argc, char** argv) {
       std::vector<std::unique_ptr<store::EtcdStore>> clients;
       store::EtcdStore* main_client = etcd.get();
       clusweb::store::testing::run_until_done(
-          io, measure(*etcd,
-                      [&]() -> store::Store& {
-                        clients.push_back(must(
-                            store::EtcdStore::create(io.get_executor(), options), "etcd store"));
-                        return *clients.back();
-                      },
-                      settings, report, [&] {
-                        std::uint64_t total = main_client->calls_made();
-                        for (const auto& c : clients) total += c->calls_made();
-                        return total;
-                      }));
+          io, measure(
+                  *etcd,
+                  [&]() -> store::Store& {
+                    clients.push_back(
+                        must(store::EtcdStore::create(io.get_executor(), options), "etcd store"));
+                    return *clients.back();
+                  },
+                  settings, report,
+                  [&] {
+                    std::uint64_t total = main_client->calls_made();
+                    for (const auto& c : clients) total += c->calls_made();
+                    return total;
+                  }));
     }
     print(report);
     std::fprintf(stderr, "  peer: %d puts through gRPC's synchronous stub\n", settings.ops);

@@ -14,6 +14,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
@@ -53,6 +54,30 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::chrono::seconds kUpstreamConnectTimeout{5};
 constexpr std::size_t kRelayBufferBytes = std::size_t{32} * 1024;
 
+// Writes all of `buffers`. On a plain socket (kept in non-blocking mode) it
+// first hands them to the kernel directly: a write that fits in the socket
+// buffer, as nearly every response does, then completes without a trip
+// through the event loop. Whatever is left goes out asynchronously.
+template <class AsyncStream, class Buffers>
+asio::awaitable<error_code> send_all(AsyncStream& stream, const Buffers& buffers) {
+  if constexpr (std::is_same_v<AsyncStream, PlainStream> ||
+                std::is_same_v<AsyncStream, UpstreamPool::Stream>) {
+    const std::size_t total = asio::buffer_size(buffers);
+    if (total == 0) co_return error_code{};
+    error_code ec;
+    const std::size_t sent = stream.socket().write_some(buffers, ec);
+    if (!ec && sent == total) co_return ec;
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) co_return ec;
+    beast::buffers_suffix<Buffers> rest(buffers);
+    rest.consume(sent);
+    auto [wec, n] = co_await asio::async_write(stream, rest, kTuple);
+    co_return wec;
+  } else {
+    auto [ec, n] = co_await asio::async_write(stream, buffers, kTuple);
+    co_return ec;
+  }
+}
+
 // Writes `head` (may be empty) and one piece of body framed as `chunked`
 // says; `last` ends a chunked body. One gather write.
 template <class AsyncStream>
@@ -72,9 +97,7 @@ asio::awaitable<error_code> write_piece(AsyncStream& stream, std::string_view he
   if (chunked && !data.empty()) parts[count++] = asio::buffer("\r\n", 2);
   if (chunked && last) parts[count++] = asio::buffer("0\r\n\r\n", 5);
   if (count == 0) co_return error_code{};
-  auto [ec, n] = co_await asio::async_write(
-      stream, std::span<const asio::const_buffer>(parts.data(), count), kTuple);
-  co_return ec;
+  co_return co_await send_all(stream, std::span<const asio::const_buffer>(parts.data(), count));
 }
 
 // Parses body bytes already buffered into `relay` without reading the
@@ -324,7 +347,7 @@ asio::awaitable<Exchange> Session<Stream>::write_simple(int status, std::string_
   head_ += "\r\n";
   slot_.extend(w_.runtime->config->server.limits.idle_timeout);
   std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body)};
-  auto [ec, n] = co_await asio::async_write(stream_, buffers, kTuple);
+  error_code ec = co_await send_all(stream_, buffers);
   co_return Exchange{status, ec ? 0 : body.size(), !keep_alive || static_cast<bool>(ec)};
 }
 
@@ -347,9 +370,9 @@ asio::awaitable<error_code> Session<Stream>::write_file_body(const OpenFile& fil
                                                              std::uint64_t length) {
   const auto idle = w_.runtime->config->server.limits.idle_timeout;
   if constexpr (std::is_same_v<Stream, PlainStream>) {
-    // Zero-copy: the kernel moves file pages to the socket.
+    // Zero-copy: the kernel moves file pages to the socket (non-blocking
+    // since accept).
     auto& socket = lowest().socket();
-    socket.non_blocking(true);
     off_t position = static_cast<off_t>(offset);
     std::uint64_t left = length;
     while (left > 0) {
@@ -378,9 +401,11 @@ asio::awaitable<error_code> Session<Stream>::write_file_body(const OpenFile& fil
       if (got < 0 && errno == EINTR) continue;
       if (got <= 0) co_return error_code(got == 0 ? EIO : errno, boost::system::system_category());
       slot_.extend(idle);
-      auto [ec, n] = co_await asio::async_write(
-          stream_, asio::buffer(chunk.data(), static_cast<std::size_t>(got)), kTuple);
-      if (ec) co_return ec;
+      if (auto ec =
+              co_await send_all(stream_, asio::buffer(chunk.data(), static_cast<std::size_t>(got)));
+          ec) {
+        co_return ec;
+      }
       position += static_cast<std::uint64_t>(got);
       left -= static_cast<std::uint64_t>(got);
     }
@@ -433,7 +458,7 @@ asio::awaitable<Exchange> Session<Stream>::serve_static(const Runtime& rt, const
 
   Exchange ex{response.status, 0, !keep_alive};
   if (!response.send_body || response.status == 304) {
-    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head_), kTuple);
+    error_code ec = co_await send_all(stream_, asio::buffer(head_));
     ex.close = ex.close || static_cast<bool>(ec);
     co_return ex;
   }
@@ -444,14 +469,14 @@ asio::awaitable<Exchange> Session<Stream>::serve_static(const Runtime& rt, const
             : std::string_view(response.body);
     std::array<asio::const_buffer, 2> buffers{asio::buffer(head_),
                                               asio::buffer(body.data(), body.size())};
-    auto [ec, n] = co_await asio::async_write(stream_, buffers, kTuple);
+    error_code ec = co_await send_all(stream_, buffers);
     if (ec)
       ex.close = true;
     else
       ex.bytes = body.size();
     co_return ex;
   }
-  auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head_), kTuple);
+  error_code ec = co_await send_all(stream_, asio::buffer(head_));
   if (!ec) ec = co_await write_file_body(*response.file, response.offset, response.length);
   if (ec)
     ex.close = true;
@@ -522,14 +547,12 @@ asio::awaitable<Exchange> Session<Stream>::serve_proxy(const Runtime& rt, const 
     slot_.upstream = &connection->stream;
     if (expect_continue && attempt == 0) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kContinue), kTuple);
-      if (ec) co_return Exchange{0, 0, true};
+      if (co_await send_all(stream_, asio::buffer(kContinue))) co_return Exchange{0, 0, true};
     }
     slot_.extend(limits.idle_timeout);
     error_code ec;
     if (!has_body) {
-      std::tie(ec, std::ignore) =
-          co_await asio::async_write(connection->stream, asio::buffer(head_), kTuple);
+      ec = co_await send_all(connection->stream, asio::buffer(head_));
     } else {
       // Stream the body: the head with the first piece, then each piece as
       // it arrives from the client, framed as the client framed it.
@@ -866,6 +889,8 @@ asio::awaitable<void> HttpServer::Worker::serve(tcp::socket socket, std::string 
     slot->extend(std::chrono::seconds(2));
     co_await stream.async_shutdown(kTuple);
   } else {
+    // Non-blocking for send_all's direct writes and sendfile.
+    socket.non_blocking(true, ec);
     PlainStream stream(std::move(socket));
     slot->close = [&stream] { stream.close(); };
     Session<PlainStream> session(*this, stream, key, remote, false, *slot);

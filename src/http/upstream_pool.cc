@@ -52,6 +52,9 @@ asio::awaitable<Result<std::unique_ptr<UpstreamPool::Connection>>> UpstreamPool:
   if (ec) co_return Error{ec.message(), endpoint, ec.value()};
   // From here on the serving connection's deadline covers this one.
   connection->stream.expires_never();
+  // Non-blocking, so that writes can be tried directly before waiting.
+  boost::system::error_code ignored;
+  connection->stream.socket().non_blocking(true, ignored);
   co_return connection;
 }
 
