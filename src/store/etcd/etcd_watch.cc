@@ -28,9 +28,10 @@ class WatchStream final : public Call,
 
   pb::WatchRequest create;  // set before start()
 
+  // `on_done` is async_call's: it keeps the stream alive until OnDone, the
+  // last reaction, and then releases it on the executor.
   static void start(const std::shared_ptr<WatchStream>& stream, pb::Watch::Stub& stub,
                     std::function<void(grpc::Status)> on_done) {
-    stream->self_ = stream;
     stream->on_done_ = std::move(on_done);
     stub.async()->Watch(&stream->context, stream.get());
     stream->StartWrite(&stream->create);
@@ -40,8 +41,8 @@ class WatchStream final : public Call,
 
   void OnReadDone(bool ok) override;
   void OnDone(const grpc::Status& status) override {
+    // Out of the member first: on_done may let the stream be destroyed.
     auto on_done = std::move(on_done_);
-    auto keep = std::move(self_);
     on_done(status);
   }
 
@@ -51,7 +52,6 @@ class WatchStream final : public Call,
   std::uint64_t id_;
   pb::WatchResponse response_;
   std::function<void(grpc::Status)> on_done_;
-  std::shared_ptr<WatchStream> self_;  // alive until OnDone
 };
 
 // The executor-side state of one watch. Only the executor touches it.
@@ -72,7 +72,7 @@ class WatchState : public std::enable_shared_from_this<WatchState> {
   }
   Revision compact_revision() const { return compact_revision_; }
 
-  void on_response(std::uint64_t stream_id, pb::WatchResponse response);
+  void on_response(std::uint64_t stream_id, const pb::WatchResponse& response);
 
  private:
   boost::asio::awaitable<void> supervise();
@@ -106,7 +106,7 @@ void WatchStream::OnReadDone(bool ok) {
   if (!ok) return;  // OnDone follows
   boost::asio::post(executor_,
                     [state = state_, id = id_, response = std::move(response_)]() mutable {
-                      if (auto alive = state.lock()) alive->on_response(id, std::move(response));
+                      if (auto alive = state.lock()) alive->on_response(id, response);
                     });
   response_.Clear();
   StartRead(&response_);
@@ -169,7 +169,7 @@ void WatchState::finish(Error error) {
   wake(waiter_);
 }
 
-void WatchState::on_response(std::uint64_t stream_id, pb::WatchResponse response) {
+void WatchState::on_response(std::uint64_t stream_id, const pb::WatchResponse& response) {
   if (stream_id != stream_id_ || finished_) return;
   auto log = logger("store");
   if (response.created()) {

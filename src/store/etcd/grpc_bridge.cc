@@ -4,16 +4,17 @@
 
 namespace clusweb::store::etcd {
 
-bool CallTracker::begin(const std::shared_ptr<Call>& call) {
+std::optional<CallTracker::Ticket> CallTracker::begin(const std::shared_ptr<Call>& call) {
   std::lock_guard lock(mutex_);
-  if (closed_) return false;
-  active_.emplace(call.get(), call);
-  return true;
+  if (closed_) return std::nullopt;
+  const Ticket ticket = next_ticket_++;
+  active_.emplace(ticket, call);
+  return ticket;
 }
 
-void CallTracker::end(const Call* call) {
+void CallTracker::end(Ticket ticket) {
   std::lock_guard lock(mutex_);
-  active_.erase(call);
+  active_.erase(ticket);
   if (active_.empty()) idle_.notify_all();
 }
 
@@ -22,7 +23,7 @@ void CallTracker::close() {
   {
     std::lock_guard lock(mutex_);
     closed_ = true;
-    for (auto& [raw, weak] : active_) {
+    for (auto& [ticket, weak] : active_) {
       if (auto call = weak.lock()) in_flight.push_back(std::move(call));
     }
   }

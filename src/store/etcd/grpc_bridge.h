@@ -16,9 +16,11 @@
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <utility>
 
@@ -26,6 +28,13 @@ namespace clusweb::store::etcd {
 
 // One gRPC call or stream: its context outlives it (the state is shared with
 // gRPC's callbacks). `canceled_by_caller` is set and read on the executor.
+//
+// A Call is never destroyed on a gRPC thread: its ClientContext holds the
+// grpc::Channel, and destroying the last channel inside one of gRPC's
+// callbacks shuts down the completion queue that thread is serving and tries
+// to join the thread itself; gRPC then aborts on the freed queue
+// ("ref_counted.h: assertion failed: prior > 0", see grpc/grpc#32584). So
+// async_call() hands gRPC's reference back to the executor when the call ends.
 struct Call {
   virtual ~Call() = default;
   grpc::ClientContext context;
@@ -36,10 +45,15 @@ struct Call {
 // and wait until gRPC has finished with each. Thread-safe.
 class CallTracker {
  public:
-  // Registers a call about to start. False once closed: start nothing then.
-  bool begin(const std::shared_ptr<Call>& call);
+  using Ticket = std::uint64_t;
+
+  // Registers a call about to start and returns its ticket for end(); nothing
+  // once closed: start nothing then.
+  std::optional<Ticket> begin(const std::shared_ptr<Call>& call);
   // The call's final callback is done with everything but its own captures.
-  void end(const Call* call);
+  // By ticket, not by address: the call may already be gone and its address
+  // reused by a new call.
+  void end(Ticket ticket);
   // Refuses new calls, cancels those in flight and blocks until each has ended.
   // gRPC runs the final callbacks promptly after a cancel, on its own threads.
   void close();
@@ -48,7 +62,8 @@ class CallTracker {
  private:
   mutable std::mutex mutex_;
   std::condition_variable idle_;
-  std::unordered_map<const Call*, std::weak_ptr<Call>> active_;
+  std::unordered_map<Ticket, std::weak_ptr<Call>> active_;
+  Ticket next_ticket_ = 0;
   bool closed_ = false;
 };
 
@@ -92,6 +107,10 @@ class PostingCompletion final : public Completion<Args...> {
 // `on_done(status)` exactly once (unless the tracker refused the call, which
 // completes with CANCELLED). Cancelling the awaiting coroutine (its
 // cancellation slot) cancels the call and sets call->canceled_by_caller.
+//
+// `on_done` owns a reference to the call, so the call lives until gRPC is done
+// with it; on_done runs on a gRPC thread and passes that reference to the
+// executor (see Call) before it ends the call in the tracker.
 template <class Start>
 boost::asio::awaitable<grpc::Status> async_call(std::shared_ptr<CallTracker> tracker,
                                                 std::shared_ptr<Call> call,
@@ -104,7 +123,8 @@ boost::asio::awaitable<grpc::Status> async_call(std::shared_ptr<CallTracker> tra
         auto slot = boost::asio::get_associated_cancellation_slot(handler);
         auto completion = std::make_shared<PostingCompletion<Handler, grpc::Status>>(
             std::move(handler), fallback);
-        if (!tracker->begin(call)) {
+        const std::optional<CallTracker::Ticket> ticket = tracker->begin(call);
+        if (!ticket) {
           completion->complete(grpc::Status(grpc::StatusCode::CANCELLED, "store closed"));
           return;
         }
@@ -117,9 +137,14 @@ boost::asio::awaitable<grpc::Status> async_call(std::shared_ptr<CallTracker> tra
           });
         }
         start_call(
-            std::function<void(grpc::Status)>([tracker, call, completion](grpc::Status status) {
+            std::function<void(grpc::Status)>([tracker, call, completion, executor = fallback,
+                                               ticket = *ticket](grpc::Status status) mutable {
               completion->complete(std::move(status));
-              tracker->end(call.get());
+              // gRPC's reference goes to the executor (see Call), before
+              // end(): until then closing the store waits, so the executor's
+              // execution context still exists.
+              boost::asio::post(executor, [released = std::move(call)] {});
+              tracker->end(ticket);
             }));
       },
       boost::asio::use_awaitable, std::move(start));
@@ -144,10 +169,13 @@ class OneShotStream final : public Call, public grpc::ClientBidiReactor<Request,
   bool got_response = false;  // written by gRPC before on_done runs
 
   // `open(context, reactor)` binds the stream (stub->async()->Method(...)).
+  // `on_done` is async_call's: it keeps the stream alive until OnDone, the
+  // last reaction, and then releases it on the executor.
+  // (clang-tidy 14 misreads the move below as a copy.)
   template <class Open>
-  static void start(const std::shared_ptr<OneShotStream>& stream, Open open,
-                    std::function<void(grpc::Status)> on_done) {
-    stream->self_ = stream;
+  static void start(
+      const std::shared_ptr<OneShotStream>& stream, const Open& open,
+      std::function<void(grpc::Status)> on_done) {  // NOLINT(performance-unnecessary-value-param)
     stream->on_done_ = std::move(on_done);
     open(&stream->context, stream.get());
     stream->StartWriteLast(&stream->request, grpc::WriteOptions());
@@ -157,8 +185,8 @@ class OneShotStream final : public Call, public grpc::ClientBidiReactor<Request,
 
   void OnReadDone(bool ok) override { got_response = ok; }
   void OnDone(const grpc::Status& status) override {
+    // Out of the member first: on_done may let the stream be destroyed.
     auto on_done = std::move(on_done_);
-    auto keep = std::move(self_);
     if (status.ok() && !got_response) {
       on_done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream closed without a reply"));
     } else {
@@ -167,7 +195,6 @@ class OneShotStream final : public Call, public grpc::ClientBidiReactor<Request,
   }
 
  private:
-  std::shared_ptr<OneShotStream> self_;  // alive until OnDone
   std::function<void(grpc::Status)> on_done_;
 };
 

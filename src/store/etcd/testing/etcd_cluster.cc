@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -147,7 +148,7 @@ Result<etcdserverpb::StatusResponse> member_status(const std::string& endpoint,
 
 }  // namespace
 
-Result<std::unique_ptr<EtcdCluster>> EtcdCluster::start(EtcdClusterOptions options) {
+Result<std::unique_ptr<EtcdCluster>> EtcdCluster::start(const EtcdClusterOptions& options) {
   // A port picked free may be taken before etcd binds it: start over then.
   constexpr int kAttempts = 3;
   Error last;
@@ -345,6 +346,29 @@ void EtcdCluster::kill(std::size_t index) {
   member.pid = -1;
 }
 
+Status EtcdCluster::pause(std::size_t index) {
+  Member& member = members_[index];
+  if (member.pid <= 0) return make_error("etcd {} is not running", member.name);
+  if (::kill(member.pid, SIGSTOP) != 0) return errno_error("kill SIGSTOP", member.name);
+  int wait_status = 0;
+  pid_t done = 0;
+  do {
+    done = ::waitpid(member.pid, &wait_status, WUNTRACED);
+  } while (done < 0 && errno == EINTR);
+  if (done < 0) return errno_error("waitpid", member.name);
+  if (WIFSTOPPED(wait_status)) return ok_status();
+  member.pid = -1;  // reaped: it exited instead
+  return make_error("etcd {} {}: {}", member.name, describe_wait_status(wait_status),
+                    log_tail(index));
+}
+
+Status EtcdCluster::resume(std::size_t index) {
+  Member& member = members_[index];
+  if (member.pid <= 0) return make_error("etcd {} is not running", member.name);
+  if (::kill(member.pid, SIGCONT) != 0) return errno_error("kill SIGCONT", member.name);
+  return ok_status();
+}
+
 void EtcdCluster::stop(std::size_t index) {
   Member& member = members_[index];
   if (member.pid <= 0) return;
@@ -420,13 +444,15 @@ Status EtcdCluster::make_certificates() {
                              1));
   for (const std::string name : {"server", "client"}) {
     if (!made) break;
-    made = run(with_key({"req", "-subj", "/CN=clusweb-test-" + name, "-keyout",
-                         dir + "/" + name + ".key", "-out", dir + "/" + name + ".csr"},
-                        1));
+    made = run(
+        with_key({"req", "-subj", fmt::format("/CN=clusweb-test-{}", name), "-keyout",
+                  fmt::format("{}/{}.key", dir, name), "-out", fmt::format("{}/{}.csr", dir, name)},
+                 1));
     if (!made) break;
-    made = run({"x509", "-req", "-days", "2", "-in", dir + "/" + name + ".csr", "-CA",
-                dir + "/ca.crt", "-CAkey", dir + "/ca.key", "-CAcreateserial", "-out",
-                dir + "/" + name + ".crt", "-extfile", dir + "/" + name + ".ext"});
+    made =
+        run({"x509", "-req", "-days", "2", "-in", fmt::format("{}/{}.csr", dir, name), "-CA",
+             dir + "/ca.crt", "-CAkey", dir + "/ca.key", "-CAcreateserial", "-out",
+             fmt::format("{}/{}.crt", dir, name), "-extfile", fmt::format("{}/{}.ext", dir, name)});
   }
   if (!made) return made;
   server_cert_ = dir + "/server.crt";

@@ -45,7 +45,7 @@ struct EtcdClientTls {
 class EtcdCluster {
  public:
   // Starts the members and waits until every one serves and they agree on a leader.
-  static Result<std::unique_ptr<EtcdCluster>> start(EtcdClusterOptions options = {});
+  static Result<std::unique_ptr<EtcdCluster>> start(const EtcdClusterOptions& options = {});
   // SIGKILLs every member still running (by pid), reaps it, removes the directory.
   ~EtcdCluster();
   EtcdCluster(const EtcdCluster&) = delete;
@@ -71,6 +71,12 @@ class EtcdCluster {
 
   // SIGKILL, then reap.
   void kill(std::size_t member);
+  // SIGSTOP, then waits until the kernel reports the member stopped, which is
+  // when every one of its threads has stopped: from then on it answers
+  // nothing (a signal alone takes effect some time after kill() returns).
+  Status pause(std::size_t member);
+  // SIGCONT: a paused member runs on.
+  Status resume(std::size_t member);
   // SIGTERM (etcd hands leadership over), wait up to 10 s, then SIGKILL.
   void stop(std::size_t member);
   // Starts a stopped member again with its data and ports; returns once it
