@@ -503,7 +503,7 @@ void WebMaster::shutdown(std::function<void()> done) {
   log_->info("stopping: front end drains for up to {} ms, pools stop",
              options_.drain_grace.count());
   int remaining = 2;
-  auto part_done = [this, remaining, done = std::move(done)]() mutable {
+  auto part_done = [remaining, done = std::move(done)]() mutable {
     if (--remaining == 0) done();
   };
   auto shared_done = std::make_shared<decltype(part_done)>(std::move(part_done));
