@@ -3,6 +3,7 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/rfc7230.hpp>
 #include <charconv>
+#include <vector>
 
 #include "http/status.h"
 
@@ -29,13 +30,23 @@ Forwarding forwarding_field(std::string_view name) {
   return Forwarding::kNone;
 }
 
-// True when the Connection field's token list names `name`.
-bool named_by(std::string_view connection, std::string_view name) {
-  for (auto token : bhttp::token_list(connection)) {
-    if (iequals(token, name)) return true;
+// The fields a Connection field names ("keep-alive, X-Hop"), parsed once
+// per head rather than once per field. Holds views into `connection`.
+class ConnectionNames {
+ public:
+  explicit ConnectionNames(std::string_view connection) {
+    for (auto token : bhttp::token_list(connection)) names_.emplace_back(token);
   }
-  return false;
-}
+  bool contains(std::string_view name) const {
+    for (auto listed : names_) {
+      if (iequals(listed, name)) return true;
+    }
+    return false;
+  }
+
+ private:
+  std::vector<std::string_view> names_;
+};
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
   out += name;
@@ -74,7 +85,7 @@ void append_upstream_request_head(std::string& out, const bhttp::request_header<
   out += ' ';
   out += head.target();
   out += " HTTP/1.1\r\n";
-  const std::string_view connection = head[bhttp::field::connection];
+  const ConnectionNames connection(head[bhttp::field::connection]);
   std::string forwarded_for;
   for (const auto& field : head) {
     const auto name = field.name();
@@ -94,7 +105,7 @@ void append_upstream_request_head(std::string& out, const bhttp::request_header<
           break;
       }
     }
-    if (!connection.empty() && named_by(connection, name_text)) continue;
+    if (connection.contains(name_text)) continue;
     append_field(out, name_text, field.value());
   }
   out += "X-Forwarded-For: ";
@@ -132,7 +143,7 @@ void append_client_response_head(std::string& out, const bhttp::response_header<
   out += "\r\nServer: clusweb\r\nDate: ";
   out += date;
   out += "\r\n";
-  const std::string_view connection = head[bhttp::field::connection];
+  const ConnectionNames connection(head[bhttp::field::connection]);
   // Codings other than chunked (rare: "gzip, chunked") stay on the body the
   // parser hands over and must still be declared.
   std::string codings;
@@ -159,7 +170,7 @@ void append_client_response_head(std::string& out, const bhttp::response_header<
         break;
     }
     const std::string_view name_text = field.name_string();
-    if (!connection.empty() && named_by(connection, name_text)) continue;
+    if (connection.contains(name_text)) continue;
     append_field(out, name_text, field.value());
   }
   if (plan.framing == Framing::kChunked) {

@@ -305,11 +305,11 @@ std::vector<const KeyValue*> MemoryStore::select(const std::string& key, bool pr
   return found;
 }
 
-Result<RangeResult> MemoryStore::do_range(const Range& request) const {
-  Revision at = request.revision == 0 ? revision_ : request.revision;
-  if (at > revision_) {
+Result<RangeResult> MemoryStore::do_range(const Range& request, Revision current) const {
+  Revision at = request.revision == 0 ? current : request.revision;
+  if (at > current) {
     return store_error(Code::kFutureRevision,
-                       fmt::format("revision {} is newer than the store's {}", at, revision_));
+                       fmt::format("revision {} is newer than the store's {}", at, current));
   }
   if (at < compact_revision_) {
     return store_error(Code::kCompacted,
@@ -318,7 +318,7 @@ Result<RangeResult> MemoryStore::do_range(const Range& request) const {
   }
   auto found = select(request.key, request.prefix, at);
   RangeResult result;
-  result.revision = revision_;
+  result.revision = current;
   result.count = static_cast<std::int64_t>(found.size());
   if (request.count_only) return result;
   std::size_t take = found.size();
@@ -497,7 +497,7 @@ void MemoryStore::expire_leases() {
 
 asio::awaitable<Result<RangeResult>> MemoryStore::range(Range request) {
   co_await yield();
-  co_return do_range(request);
+  co_return do_range(request, revision_);
 }
 
 asio::awaitable<Result<PutResult>> MemoryStore::put(Put request) {
@@ -534,19 +534,14 @@ asio::awaitable<Result<TxnResult>> MemoryStore::txn(Txn request) {
     if (const auto* read = std::get_if<Range>(&operation)) {
       Range probe = *read;
       probe.count_only = true;
-      if (auto ok = do_range(probe); !ok) co_return ok.error();
+      if (auto ok = do_range(probe, revision_); !ok) co_return ok.error();
     }
   }
   Batch batch{revision_ + 1, {}};
   for (const auto& operation : branch) {
     if (const auto* read = std::get_if<Range>(&operation)) {
       // Sees the branch's earlier writes, as etcd's do.
-      Range at_now = *read;
-      if (at_now.revision == 0 && !batch.events.empty()) at_now.revision = batch.revision;
-      const Revision saved = revision_;
-      if (!batch.events.empty()) revision_ = batch.revision;
-      auto found = do_range(at_now);
-      revision_ = saved;
+      auto found = do_range(*read, batch.events.empty() ? revision_ : batch.revision);
       result.results.emplace_back(std::move(*found));
     } else if (const auto* write = std::get_if<Put>(&operation)) {
       result.results.emplace_back(do_put(batch, *write));

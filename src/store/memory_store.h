@@ -96,7 +96,9 @@ class MemoryStore final : public Store {
 
   const KeyValue* current(const std::string& key) const;
   std::vector<const KeyValue*> select(const std::string& key, bool prefix, Revision at) const;
-  Result<RangeResult> do_range(const Range& request) const;
+  // Reads as if `current` were the latest revision (a transaction's reads
+  // see the revision it is writing).
+  Result<RangeResult> do_range(const Range& request, Revision current) const;
   PutResult do_put(Batch& batch, const Put& request);
   DeleteResult do_delete(Batch& batch, const Delete& request);
   bool holds(const Compare& compare) const;

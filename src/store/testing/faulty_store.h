@@ -24,7 +24,7 @@ class FaultyStore final : public Store {
   boost::asio::any_io_executor get_executor() const override { return inner_.get_executor(); }
 
   boost::asio::awaitable<Result<RangeResult>> range(Range request) override {
-    if (auto fault = take(false)) co_return *fault;
+    if (auto fault = take()) co_return *fault;
     co_return co_await inner_.range(std::move(request));
   }
   boost::asio::awaitable<Result<PutResult>> put(Put request) override {
@@ -37,23 +37,23 @@ class FaultyStore final : public Store {
     co_return co_await write(inner_.txn(std::move(request)));
   }
   boost::asio::awaitable<Status> compact(Revision revision) override {
-    if (auto fault = take(false)) co_return *fault;
+    if (auto fault = take()) co_return *fault;
     co_return co_await inner_.compact(revision);
   }
   boost::asio::awaitable<Result<LeaseGrant>> grant(std::chrono::seconds ttl, LeaseId id) override {
-    if (auto fault = take(false)) co_return *fault;
+    if (auto fault = take()) co_return *fault;
     co_return co_await inner_.grant(ttl, id);
   }
   boost::asio::awaitable<Result<std::chrono::seconds>> keepalive(LeaseId id) override {
-    if (auto fault = take(false)) co_return *fault;
+    if (auto fault = take()) co_return *fault;
     co_return co_await inner_.keepalive(id);
   }
   boost::asio::awaitable<Status> revoke(LeaseId id) override {
-    if (auto fault = take(false)) co_return *fault;
+    if (auto fault = take()) co_return *fault;
     co_return co_await inner_.revoke(id);
   }
   boost::asio::awaitable<Result<LeaseStatus>> time_to_live(LeaseId id, bool with_keys) override {
-    if (auto fault = take(false)) co_return *fault;
+    if (auto fault = take()) co_return *fault;
     co_return co_await inner_.time_to_live(id, with_keys);
   }
   boost::asio::awaitable<Result<std::unique_ptr<Watch>>> watch(WatchOptions options) override {
@@ -67,11 +67,10 @@ class FaultyStore final : public Store {
   };
 
   // The error to return instead of calling the store, if a fault is due.
-  std::optional<Error> take(bool is_write) {
-    if (faults_.empty()) return std::nullopt;
-    if (faults_.front().after_applying && !is_write) return std::nullopt;
+  std::optional<Error> take() {
+    // A lost reply is injected after the write, by write().
+    if (faults_.empty() || faults_.front().after_applying) return std::nullopt;
     Fault fault = faults_.front();
-    if (fault.after_applying) return std::nullopt;
     faults_.pop_front();
     ++injected_;
     return store_error(fault.code, "injected fault");
@@ -79,7 +78,7 @@ class FaultyStore final : public Store {
 
   template <class T>
   boost::asio::awaitable<Result<T>> write(boost::asio::awaitable<Result<T>> call) {
-    if (auto fault = take(true)) co_return *fault;
+    if (auto fault = take()) co_return *fault;
     auto result = co_await std::move(call);
     if (!faults_.empty() && faults_.front().after_applying) {
       faults_.pop_front();
