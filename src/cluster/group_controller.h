@@ -1,0 +1,161 @@
+#pragma once
+
+#include <deque>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "base/clock.h"
+#include "cluster/model.h"
+
+// The group controller: the state machine that runs one group's resources on
+// the node that owns the group. Pure: the agent shell feeds it events with
+// the current time and carries out the actions it returns; it never reads a
+// clock and never does I/O, so it can run inside a simulation.
+namespace clusweb::cluster {
+
+// WSFC's resource states, with WSFC's numbers.
+enum class ResourceState {
+  kOnline = 2,
+  kOffline = 3,
+  kFailed = 4,
+  kOnlinePending = 129,
+  kOfflinePending = 130,
+};
+std::string_view to_string(ResourceState state);
+
+// The seven entry points; the controller issues the five that change or check
+// a resource. Open and Close belong to the shell (on acquire and release).
+enum class Verb { kOpen, kOnline, kLooksAlive, kIsAlive, kOffline, kClose, kTerminate };
+std::string_view to_string(Verb verb);
+
+// What the group as a whole is doing, for status and the CLI.
+enum class GroupState { kOnline, kPartialOnline, kOffline, kFailed, kPending };
+std::string_view to_string(GroupState state);
+
+// --- events (shell -> controller) ---
+
+// This node owns the group: bring every resource online, bottom-up.
+struct BringOnline {};
+// Graceful: take everything offline top-down, then report kOffline.
+struct TakeOffline {};
+// Immediate (fencing, or a stuck group): terminate every resource at once.
+struct TerminateAll {};
+// A call issued by a Call action ended. `ok` is the verb's boolean result;
+// a call killed at its timeout arrives with ok = false, timed_out = true.
+struct CallFinished {
+  int call_id = 0;
+  bool ok = false;
+  bool timed_out = false;
+  std::string detail;  // e.g. the last output line or the exit status
+};
+// Something outside the polls saw the resource die (a worker exited, the
+// link went down): treated as a failed LooksAlive, so IsAlive runs at once.
+struct ResourceLooksDead {
+  int resource = 0;
+  std::string reason;
+};
+// The time returned by next_wakeup() has come.
+struct Timer {};
+
+using ControllerEvent =
+    std::variant<BringOnline, TakeOffline, TerminateAll, CallFinished, ResourceLooksDead, Timer>;
+
+// --- actions (controller -> shell) ---
+
+// Run `verb` on a resource. The shell must end every call within `timeout`
+// (killing its process group) and report it with CallFinished. A Terminate
+// supersedes the resource's call in flight: the shell kills that call and
+// never reports it.
+struct Call {
+  int call_id = 0;
+  int resource = 0;
+  Verb verb = Verb::kOnline;
+  Milliseconds timeout{0};
+  bool operator==(const Call&) const = default;
+};
+// A resource changed state (for status/<group> and the event log).
+struct ResourceChanged {
+  int resource = 0;
+  ResourceState from = ResourceState::kOffline;
+  ResourceState to = ResourceState::kOffline;
+  std::string reason;
+};
+// The group reached an end the shell must act on.
+enum class Outcome {
+  kOnline,      // every resource Online (reported each time it is reached)
+  kOffline,     // TakeOffline finished: release ownership (`released`)
+  kTerminated,  // TerminateAll finished
+  kFailover,    // restart threshold exceeded; everything is offline: release
+                // ownership and record a resource-failure failover
+};
+struct GroupOutcome {
+  Outcome outcome = Outcome::kOnline;
+  std::string reason;
+};
+
+using ControllerAction = std::variant<Call, ResourceChanged, GroupOutcome>;
+
+class GroupController {
+ public:
+  // `group` must have passed validate().
+  explicit GroupController(GroupSpec group);
+
+  std::vector<ControllerAction> step(const ControllerEvent& event, Clock::TimePoint now);
+
+  // When the controller next needs a Timer event; nullopt = only on events.
+  std::optional<Clock::TimePoint> next_wakeup() const;
+
+  const GroupSpec& spec() const { return group_; }
+  ResourceState state(int resource) const { return resources_[resource].state; }
+  GroupState group_state() const;
+  // Restarts of the resource still inside its restart period.
+  int restart_count(int resource) const {
+    return static_cast<int>(resources_[resource].restarts.size());
+  }
+  const std::string& last_error(int resource) const { return resources_[resource].last_error; }
+
+ private:
+  enum class Target { kIdle, kOnline, kOffline, kTerminate, kFailover };
+
+  struct Resource {
+    ResourceState state = ResourceState::kOffline;
+    std::optional<int> call_id;  // the call in flight
+    Verb call_verb = Verb::kOnline;
+    bool terminated = false;    // a Terminate ran since the last TerminateAll/failure
+    bool is_alive_now = false;  // LooksAlive said false: run IsAlive next
+    Clock::TimePoint next_looks_alive{};
+    Clock::TimePoint next_is_alive{};
+    std::optional<Clock::TimePoint> restart_at;  // RestartDelay running
+    std::optional<Clock::TimePoint> retry_at;    // left Failed until then
+    std::deque<Clock::TimePoint> restarts;       // inside restart_period
+    std::string last_error;
+  };
+
+  using Actions = std::vector<ControllerAction>;
+
+  void on_call_finished(const CallFinished& done, Clock::TimePoint now, Actions& actions);
+  void on_failure(int r, const std::string& reason, Clock::TimePoint now, Actions& actions);
+  void after_terminate(int r, Clock::TimePoint now, Actions& actions);
+  void reconcile(Clock::TimePoint now, Actions& actions);
+  void reconcile_online(Clock::TimePoint now, Actions& actions);
+  void reconcile_offline(Actions& actions);
+  void reconcile_terminate(Actions& actions);
+
+  void set_state(int r, ResourceState to, std::string reason, Actions& actions);
+  void issue(int r, Verb verb, Actions& actions);
+  bool dependencies_online(int r) const;
+  bool dependents_down(int r) const;
+  bool all_settled() const;
+
+  GroupSpec group_;
+  std::vector<int> order_;  // online order
+  std::vector<Resource> resources_;
+  Target target_ = Target::kIdle;
+  std::string failover_reason_;
+  bool reported_online_ = false;
+  int next_call_id_ = 1;
+};
+
+}  // namespace clusweb::cluster
