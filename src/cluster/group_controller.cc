@@ -58,17 +58,17 @@ std::string_view to_string(Verb verb) {
   return "unknown";
 }
 
-std::string_view to_string(GroupState state) {
+std::string_view to_string(GroupStatus state) {
   switch (state) {
-    case GroupState::kOnline:
+    case GroupStatus::kOnline:
       return "Online";
-    case GroupState::kPartialOnline:
+    case GroupStatus::kPartialOnline:
       return "PartialOnline";
-    case GroupState::kOffline:
+    case GroupStatus::kOffline:
       return "Offline";
-    case GroupState::kFailed:
+    case GroupStatus::kFailed:
       return "Failed";
-    case GroupState::kPending:
+    case GroupStatus::kPending:
       return "Pending";
   }
   return "Unknown";
@@ -386,7 +386,7 @@ bool GroupController::all_settled() const {
   });
 }
 
-GroupState GroupController::group_state() const {
+GroupStatus GroupController::group_status() const {
   int online = 0;
   int failed = 0;
   for (const Resource& resource : resources_) {
@@ -401,14 +401,14 @@ GroupState GroupController::group_state() const {
         break;
       case ResourceState::kOnlinePending:
       case ResourceState::kOfflinePending:
-        return GroupState::kPending;
+        return GroupStatus::kPending;
     }
   }
   const int total = static_cast<int>(resources_.size());
-  if (online == total) return GroupState::kOnline;
-  if (online > 0) return GroupState::kPartialOnline;
-  if (failed > 0) return GroupState::kFailed;
-  return GroupState::kOffline;
+  if (online == total) return GroupStatus::kOnline;
+  if (online > 0) return GroupStatus::kPartialOnline;
+  if (failed > 0) return GroupStatus::kFailed;
+  return GroupStatus::kOffline;
 }
 
 std::optional<Clock::TimePoint> GroupController::next_wakeup() const {

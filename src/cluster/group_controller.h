@@ -31,8 +31,8 @@ enum class Verb { kOpen, kOnline, kLooksAlive, kIsAlive, kOffline, kClose, kTerm
 std::string_view to_string(Verb verb);
 
 // What the group as a whole is doing, for status and the CLI.
-enum class GroupState { kOnline, kPartialOnline, kOffline, kFailed, kPending };
-std::string_view to_string(GroupState state);
+enum class GroupStatus { kOnline, kPartialOnline, kOffline, kFailed, kPending };
+std::string_view to_string(GroupStatus state);
 
 // --- events (shell -> controller) ---
 
@@ -109,7 +109,7 @@ class GroupController {
 
   const GroupSpec& spec() const { return group_; }
   ResourceState state(int resource) const { return resources_[resource].state; }
-  GroupState group_state() const;
+  GroupStatus group_status() const;
   // Restarts of the resource still inside its restart period.
   int restart_count(int resource) const {
     return static_cast<int>(resources_[resource].restarts.size());

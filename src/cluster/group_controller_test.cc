@@ -122,7 +122,7 @@ TEST(GroupControllerTest, OnlineGoesBottomUpAlongDependencies) {
   EXPECT_EQ(driver.calls()[0].resource, 0);
   EXPECT_EQ(driver.calls()[0].verb, Verb::kOnline);
   EXPECT_EQ(driver.calls()[0].timeout, milliseconds(180000));
-  EXPECT_EQ(driver.controller().group_state(), GroupState::kPending);
+  EXPECT_EQ(driver.controller().group_status(), GroupStatus::kPending);
 
   driver.finish(0, Verb::kOnline, true);
   EXPECT_TRUE(driver.has_pending(1, Verb::kOnline));
@@ -131,7 +131,7 @@ TEST(GroupControllerTest, OnlineGoesBottomUpAlongDependencies) {
   driver.finish(1, Verb::kOnline, true);
   ASSERT_EQ(driver.outcomes().size(), 1u);
   EXPECT_EQ(driver.outcomes()[0].outcome, Outcome::kOnline);
-  EXPECT_EQ(driver.controller().group_state(), GroupState::kOnline);
+  EXPECT_EQ(driver.controller().group_status(), GroupStatus::kOnline);
 }
 
 TEST(GroupControllerTest, OfflineGoesTopDownThenReportsOffline) {
@@ -144,7 +144,7 @@ TEST(GroupControllerTest, OfflineGoesTopDownThenReportsOffline) {
   EXPECT_TRUE(driver.has_pending(0, Verb::kOffline));
   driver.finish(0, Verb::kOffline, true);
   ASSERT_EQ(driver.outcomes().back().outcome, Outcome::kOffline);
-  EXPECT_EQ(driver.controller().group_state(), GroupState::kOffline);
+  EXPECT_EQ(driver.controller().group_status(), GroupStatus::kOffline);
   EXPECT_FALSE(driver.controller().next_wakeup().has_value());
 }
 
@@ -206,7 +206,7 @@ TEST(GroupControllerTest, FailedIsAliveTerminatesAndRestartsAfterRestartDelay) {
   EXPECT_EQ(driver.controller().state(1), ResourceState::kFailed);
   EXPECT_TRUE(driver.has_pending(1, Verb::kTerminate));
   EXPECT_EQ(driver.pending(1).timeout, milliseconds(30000));
-  EXPECT_EQ(driver.controller().group_state(), GroupState::kPartialOnline);
+  EXPECT_EQ(driver.controller().group_status(), GroupStatus::kPartialOnline);
 
   driver.finish(1, Verb::kTerminate, true);
   const Clock::TimePoint terminated_at = driver.now();
@@ -241,7 +241,7 @@ TEST(GroupControllerTest, DependentsGoOfflineWhileTheirDependencyRestarts) {
   driver.finish(0, Verb::kOnline, true);
   EXPECT_TRUE(driver.has_pending(1, Verb::kOnline));
   driver.finish(1, Verb::kOnline, true);
-  EXPECT_EQ(driver.controller().group_state(), GroupState::kOnline);
+  EXPECT_EQ(driver.controller().group_status(), GroupStatus::kOnline);
 }
 
 // Fails resource 1 by a failed IsAlive and lets the Terminate finish.
@@ -314,7 +314,7 @@ TEST(GroupControllerTest, NoRestartLeavesTheResourceFailed) {
   fail_site(driver);
   EXPECT_EQ(driver.controller().state(1), ResourceState::kFailed);
   EXPECT_EQ(driver.controller().restart_count(1), 0);
-  EXPECT_EQ(driver.controller().group_state(), GroupState::kPartialOnline);
+  EXPECT_EQ(driver.controller().group_status(), GroupStatus::kPartialOnline);
 }
 
 TEST(GroupControllerTest, TerminateAllSupersedesCallsInFlight) {
@@ -331,7 +331,7 @@ TEST(GroupControllerTest, TerminateAllSupersedesCallsInFlight) {
   driver.finish(1, Verb::kTerminate, true);
   driver.finish(0, Verb::kTerminate, false, /*timed_out=*/true);
   ASSERT_EQ(driver.outcomes().back().outcome, Outcome::kTerminated);
-  EXPECT_EQ(driver.controller().group_state(), GroupState::kOffline);
+  EXPECT_EQ(driver.controller().group_status(), GroupStatus::kOffline);
 }
 
 TEST(GroupControllerTest, TerminateAllOfAnOfflineGroupEndsAtOnce) {

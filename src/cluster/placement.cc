@@ -1,0 +1,382 @@
+#include "cluster/placement.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <string_view>
+#include <tuple>
+#include <utility>
+
+namespace clusweb::cluster {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr size_t kNotPreferred = std::numeric_limits<size_t>::max();
+
+// Durations as the manifests write them ("6h", "1h30m"), so a reason reads like the group's
+// configuration.
+std::string format_duration(milliseconds duration) {
+  const int64_t signed_count = duration.count();
+  if (signed_count == 0) return "0s";
+  std::string text = signed_count < 0 ? "-" : "";
+  uint64_t count = signed_count < 0 ? 0 - static_cast<uint64_t>(signed_count)
+                                    : static_cast<uint64_t>(signed_count);
+  constexpr std::pair<uint64_t, std::string_view> kUnits[] = {
+      {3'600'000, "h"}, {60'000, "m"}, {1'000, "s"}, {1, "ms"}};
+  for (const auto& [scale, unit] : kUnits) {
+    if (count >= scale) {
+      text += fmt::format("{}{}", count / scale, unit);
+      count %= scale;
+    }
+  }
+  return text;
+}
+
+// ISO 8601 in UTC, computed from the time point alone (no time zone database, no locale), so
+// every node writes the same text for the same decision.
+std::string format_time(WallTime time) {
+  const auto in_ms = std::chrono::floor<milliseconds>(time);
+  const auto day = std::chrono::floor<std::chrono::days>(in_ms);
+  const std::chrono::year_month_day date(day);
+  const std::chrono::hh_mm_ss clock(in_ms - day);
+  std::string text =
+      fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", static_cast<int>(date.year()),
+                  static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
+                  clock.hours().count(), clock.minutes().count(), clock.seconds().count());
+  if (clock.subseconds().count() != 0) text += fmt::format(".{:03}", clock.subseconds().count());
+  return text + "Z";
+}
+
+std::string count_of(int64_t count, std::string_view singular, std::string_view plural) {
+  return fmt::format("{} {}", count, count == 1 ? singular : plural);
+}
+
+bool in_window(WallTime at, WallTime now, milliseconds period) {
+  return at <= now && at > now - period;
+}
+
+struct Outcome {
+  std::optional<std::string> node;
+  std::string reason;
+};
+
+// What place() works out once per group before applying the rules.
+struct GroupView {
+  const GroupState* state = nullptr;
+  // Nodes that failed the group within failover_period -> the latest such failover.
+  std::map<std::string, WallTime> failed_by;
+  // The owner a pending move without a target takes the group away from. Only an owner: with
+  // none, the placement is usually the node the move already chose (the old owner released, the
+  // new one has not acquired yet), and excluding it would send the group on again.
+  std::optional<std::string> excluded;
+  // Why earlier rules did not settle the group; they lead the final reason.
+  std::vector<std::string> notes;
+  std::optional<Outcome> outcome;
+};
+
+class Placer {
+ public:
+  Placer(const std::vector<NodeState>& nodes, WallTime now) : now_(now) {
+    // By name, so every scan (least loaded, ties, "no node can run it") runs in name order
+    // whatever order the caller listed the nodes in; a repeated name keeps its first entry.
+    for (const NodeState& node : nodes) nodes_.emplace(node.name, node);
+  }
+
+  GroupView view_of(const GroupState& group) const {
+    GroupView view;
+    view.state = &group;
+    for (const FailoverRecord& failover : group.failovers) {
+      if (!in_window(failover.at, now_, group.spec.failover_period)) continue;
+      auto [it, inserted] = view.failed_by.emplace(failover.from_node, failover.at);
+      if (!inserted) it->second = std::max(it->second, failover.at);
+    }
+    return view;
+  }
+
+  // Rules 1-4: what needs no load counts. Leaves view.outcome empty when rules 5-8 decide.
+  void decide_first(GroupView& view) const {
+    const GroupState& group = *view.state;
+    const GroupSpec& spec = group.spec;
+    if (group.offline_requested) {
+      view.outcome = Outcome{std::nullopt, "offline by administrator"};
+      return;
+    }
+
+    if (auto failed = failed_state(group)) {
+      if (failed->waiting) {
+        view.outcome = Outcome{std::nullopt, std::move(failed->note)};
+        return;
+      }
+      view.notes.push_back(std::move(failed->note));
+    }
+
+    const bool move_pending =
+        group.move && (!group.owner || group.owner_token < group.move->revision);
+    if (move_pending && !group.move->to_node.empty()) {
+      const std::string& target = group.move->to_node;
+      if (auto why = why_not_new(spec, target)) {
+        view.notes.push_back(
+            fmt::format("cannot move to {} as requested: {} {}", target, target, *why));
+      } else {
+        view.outcome = Outcome{
+            target, with_notes(view, group.owner == target
+                                         ? fmt::format("stays on {} as requested", target)
+                                         : fmt::format("moves to {} as requested", target))};
+        return;
+      }
+    } else if (move_pending && group.owner) {
+      view.excluded = group.owner;
+      view.notes.push_back(fmt::format("moving away from {} as requested", *group.owner));
+    }
+
+    std::optional<std::string> sticky;
+    std::string stay_reason;
+    if (group.owner && group.owner != view.excluded) {
+      if (auto why = why_not_owner(spec, *group.owner)) {
+        view.notes.push_back(fmt::format("its owner {} {}", *group.owner, *why));
+      } else {
+        sticky = group.owner;
+        stay_reason = is_paused(*group.owner)
+                          ? fmt::format("stays on its owner {}, which is paused", *group.owner)
+                          : fmt::format("stays on its owner {}", *group.owner);
+      }
+    } else if (!group.owner && group.placement) {
+      const std::string& placed = *group.placement;
+      if (auto why = why_not_fresh(view, placed)) {
+        view.notes.push_back(fmt::format("its node {} {}", placed, *why));
+      } else {
+        sticky = placed;
+        stay_reason = fmt::format("stays on {}, where it is placed", placed);
+      }
+    }
+    if (!sticky) return;
+
+    if (spec.failback == FailbackPolicy::kAllow) {
+      const size_t sticky_rank = preference(spec, *sticky);
+      for (size_t i = 0; i < spec.preferred_owners.size() && i < sticky_rank; ++i) {
+        const std::string& preferred = spec.preferred_owners[i];
+        if (!why_not_fresh(view, preferred)) {
+          view.outcome = Outcome{
+              preferred, with_notes(view, fmt::format("fails back to preferred owner {} from {}",
+                                                      preferred, *sticky))};
+          return;
+        }
+      }
+    }
+    view.outcome = Outcome{sticky, with_notes(view, stay_reason)};
+  }
+
+  // Rules 5-8, for the groups rules 1-4 left open, counting the load decided so far.
+  void decide_rest(GroupView& view) const {
+    const GroupState& group = *view.state;
+    const GroupSpec& spec = group.spec;
+
+    for (const std::string& preferred : spec.preferred_owners) {
+      if (!why_not_fresh(view, preferred)) {
+        view.outcome =
+            Outcome{preferred,
+                    with_notes(view, fmt::format("first available preferred owner {}", preferred))};
+        return;
+      }
+    }
+
+    const std::string* least_loaded = nullptr;
+    for (const auto& [name, node] : nodes_) {
+      if (why_not_fresh(view, name)) continue;
+      if (least_loaded == nullptr || load_of(name) < load_of(*least_loaded)) least_loaded = &name;
+    }
+    if (least_loaded != nullptr) {
+      view.outcome = Outcome{
+          *least_loaded,
+          with_notes(view, fmt::format("least loaded node {} ({})", *least_loaded,
+                                       count_of(load_of(*least_loaded), "group", "groups")))};
+      return;
+    }
+
+    // Every node left failed the group recently. The one that failed it longest ago has had the
+    // most time to recover; among equals, rules 5 and 6 order them.
+    const std::string* oldest = nullptr;
+    auto rank = [&](const std::string& name) {
+      auto failed = view.failed_by.find(name);
+      const WallTime at = failed == view.failed_by.end() ? WallTime::min() : failed->second;
+      return std::make_tuple(at, preference(spec, name), load_of(name));
+    };
+    for (const auto& [name, node] : nodes_) {
+      if (name == view.excluded || why_not_new(spec, name)) continue;
+      if (oldest == nullptr || rank(name) < rank(*oldest)) oldest = &name;
+    }
+    if (oldest != nullptr) {
+      view.outcome = Outcome{
+          *oldest, with_notes(view, fmt::format("every available node failed it within {}; {} "
+                                                "failed it longest ago, at {}",
+                                                format_duration(spec.failover_period), *oldest,
+                                                format_time(std::get<0>(rank(*oldest)))))};
+      return;
+    }
+
+    // A move without a target found no other node: the group stays where it is.
+    if (view.excluded && !why_not_owner(spec, *view.excluded)) {
+      view.outcome = Outcome{*view.excluded,
+                             with_notes(view, fmt::format("no other node can take it; stays on "
+                                                          "its owner {}",
+                                                          *view.excluded))};
+      return;
+    }
+    view.outcome = Outcome{std::nullopt, with_notes(view, nowhere_reason(spec))};
+  }
+
+  void count_load(const Outcome& outcome) {
+    if (outcome.node) ++load_[*outcome.node];
+  }
+
+ private:
+  struct Failed {
+    std::string note;
+    bool waiting = false;  // before its retry: place nowhere
+  };
+
+  // Rule 2; nullopt when the group is not Failed.
+  std::optional<Failed> failed_state(const GroupState& group) const {
+    const GroupSpec& spec = group.spec;
+    const int64_t threshold = spec.failover_threshold.value_or(
+        std::max<int64_t>(1, static_cast<int64_t>(nodes_.size()) - 1));
+    int64_t count = 0;
+    WallTime last = WallTime::min();
+    for (const FailoverRecord& failover : group.failovers) {
+      if (!in_window(failover.at, now_, spec.failover_period)) continue;
+      ++count;
+      last = std::max(last, failover.at);
+    }
+    if (count <= threshold) return std::nullopt;
+    const WallTime retry_at = last + spec.retry_period_on_failure;
+    const std::string failovers = fmt::format("{} within {}", count_of(count, "time", "times"),
+                                              format_duration(spec.failover_period));
+    if (now_ < retry_at) {
+      return Failed{fmt::format("failed over {}, more than its threshold of {}; retry at {}",
+                                failovers, threshold, format_time(retry_at)),
+                    true};
+    }
+    return Failed{fmt::format("retrying after failing over {}", failovers), false};
+  }
+
+  const NodeState* find(const std::string& name) const {
+    auto it = nodes_.find(name);
+    return it == nodes_.end() ? nullptr : &it->second;
+  }
+
+  bool is_paused(const std::string& name) const {
+    const NodeState* node = find(name);
+    return node != nullptr && node->paused;
+  }
+
+  int64_t load_of(const std::string& name) const {
+    auto it = load_.find(name);
+    return it == load_.end() ? 0 : it->second;
+  }
+
+  static size_t preference(const GroupSpec& spec, const std::string& name) {
+    auto it = std::find(spec.preferred_owners.begin(), spec.preferred_owners.end(), name);
+    return it == spec.preferred_owners.end()
+               ? kNotPreferred
+               : static_cast<size_t>(it - spec.preferred_owners.begin());
+  }
+
+  // Why the group may not stay with `name` as its owner (Up and allowed; paused is fine).
+  std::optional<std::string> why_not_owner(const GroupSpec& spec, const std::string& name) const {
+    const NodeState* node = find(name);
+    if (node == nullptr) return "is not a known node";
+    if (!node->up) return "is down";
+    if (!allows(spec, name)) return "is not a possible owner";
+    return std::nullopt;
+  }
+
+  // Why `name` may not take the group as a new one (Up, unpaused and allowed).
+  std::optional<std::string> why_not_new(const GroupSpec& spec, const std::string& name) const {
+    if (auto why = why_not_owner(spec, name)) return why;
+    if (find(name)->paused) return "is paused";
+    return std::nullopt;
+  }
+
+  // Rules 4-6: a new node that also did not fail the group within failover_period and is not
+  // the one a move takes the group away from.
+  std::optional<std::string> why_not_fresh(const GroupView& view, const std::string& name) const {
+    if (name == view.excluded) return "is the node it moves away from";
+    if (auto why = why_not_new(view.state->spec, name)) return why;
+    auto failed = view.failed_by.find(name);
+    if (failed != view.failed_by.end()) {
+      return fmt::format("failed it at {}", format_time(failed->second));
+    }
+    return std::nullopt;
+  }
+
+  // Rule 8: names the nodes by cause, so the log says what an administrator could change.
+  std::string nowhere_reason(const GroupSpec& spec) const {
+    if (nodes_.empty()) return "no node can run it: the cluster has no nodes";
+    std::vector<std::string> down;
+    std::vector<std::string> paused;
+    std::vector<std::string> not_allowed;
+    for (const auto& [name, node] : nodes_) {
+      if (!node.up) {
+        down.push_back(name);
+      } else if (node.paused) {
+        paused.push_back(name);
+      } else if (!allows(spec, name)) {
+        not_allowed.push_back(name);
+      }
+    }
+    std::vector<std::string> parts;
+    if (!down.empty()) parts.push_back(fmt::format("{} down", fmt::join(down, ", ")));
+    if (!paused.empty()) parts.push_back(fmt::format("{} paused", fmt::join(paused, ", ")));
+    if (!not_allowed.empty()) {
+      parts.push_back(fmt::format("{} not a possible owner", fmt::join(not_allowed, ", ")));
+    }
+    return fmt::format("no node can run it: {}", fmt::join(parts, "; "));
+  }
+
+  static std::string with_notes(const GroupView& view, const std::string& reason) {
+    if (view.notes.empty()) return reason;
+    return fmt::format("{}; {}", fmt::join(view.notes, "; "), reason);
+  }
+
+  std::map<std::string, NodeState> nodes_;
+  std::map<std::string, int64_t> load_;
+  WallTime now_;
+};
+
+}  // namespace
+
+std::vector<PlacementDecision> place(const std::vector<NodeState>& nodes,
+                                     const std::vector<GroupState>& groups, WallTime now) {
+  Placer placer(nodes, now);
+  std::vector<GroupView> views;
+  views.reserve(groups.size());
+  for (const GroupState& group : groups) views.push_back(placer.view_of(group));
+
+  // Groups that stay (or are moved, or fail back) are counted before any group is spread by
+  // load, so the least-loaded rule sees the load that will really be there.
+  for (GroupView& view : views) {
+    placer.decide_first(view);
+    if (view.outcome) placer.count_load(*view.outcome);
+  }
+  for (GroupView& view : views) {
+    if (view.outcome) continue;
+    placer.decide_rest(view);
+    placer.count_load(*view.outcome);
+  }
+
+  std::vector<PlacementDecision> decisions;
+  decisions.reserve(views.size());
+  for (GroupView& view : views) {
+    decisions.push_back(PlacementDecision{view.state->spec.name, std::move(view.outcome->node),
+                                          std::move(view.outcome->reason)});
+  }
+  return decisions;
+}
+
+}  // namespace clusweb::cluster

@@ -1,0 +1,76 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cluster/model.h"
+
+// Placement: which node each group should run on. A pure function of the
+// cluster's state, run by the coordinator; the agent shell reads the inputs
+// from the store and writes the decisions to placement/<group>.
+namespace clusweb::cluster {
+
+struct NodeState {
+  std::string name;
+  bool up = false;      // holds a live lease (nodes/<node> exists)
+  bool paused = false;  // node-admin/<node>: keeps its groups, takes no new ones
+};
+
+// A failover caused by resource failures (not node loss, not a planned
+// move): the node the group left and when.
+struct FailoverRecord {
+  std::string from_node;
+  WallTime at;
+};
+
+// An administrator's `group move`: honoured until the group has been
+// acquired by any node after the request was made.
+struct MoveRequest {
+  std::string to_node;   // empty = "the best other node"
+  int64_t revision = 0;  // store revision of the request
+};
+
+struct GroupState {
+  GroupSpec spec;
+  bool offline_requested = false;         // `group offline`: place nowhere
+  std::optional<std::string> owner;       // holder of owners/<group>
+  int64_t owner_token = 0;                // its create_revision (fencing token)
+  std::optional<std::string> placement;   // current placement/<group>
+  std::vector<FailoverRecord> failovers;  // resource-failure failovers, any age
+  std::optional<MoveRequest> move;
+};
+
+struct PlacementDecision {
+  std::string group;
+  std::optional<std::string> node;  // nullopt = run nowhere
+  std::string reason;               // one plain sentence for the event log
+  bool operator==(const PlacementDecision&) const = default;
+};
+
+// Decides every group's node, in the order of `groups`. Rules, first match wins:
+//  1. `offline_requested` -> nowhere.
+//  2. Failed: more resource-failure failovers within failover_period than the
+//     threshold (unset = number of nodes - 1, at least 1) -> nowhere, until
+//     retry_period_on_failure after the last one; then one more try.
+//  3. A pending move request (see MoveRequest) to an Up, unpaused, allowed
+//     node -> that node; with no node named, the rules below run without the
+//     current node.
+//  4. Stickiness: the owner while it is Up and allowed (paused or not); with
+//     no owner, the current placement while that node is Up, unpaused,
+//     allowed and did not fail the group within failover_period. With
+//     failback kAllow, an eligible node earlier in preferred_owners than the
+//     sticky node wins instead ("failback").
+//  5. The first Up, unpaused, allowed preferred owner that did not fail the
+//     group within failover_period.
+//  6. The least loaded Up, unpaused, allowed node that did not fail the group
+//     within failover_period (load = groups decided for it so far, counting
+//     sticky ones first), ties by name.
+//  7. Steps 5-6 again accepting nodes that failed the group (the one that
+//     failed it longest ago first).
+//  8. Otherwise nowhere ("no node can run it").
+// "Allowed" = every resource lists the node as a possible owner (or none).
+std::vector<PlacementDecision> place(const std::vector<NodeState>& nodes,
+                                     const std::vector<GroupState>& groups, WallTime now);
+
+}  // namespace clusweb::cluster
