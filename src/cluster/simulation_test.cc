@@ -18,6 +18,7 @@
 #include <random>
 #include <set>
 
+#include "cluster/lease_deadline.h"
 #include "cluster/node_core.h"
 #include "cluster/placement.h"
 
@@ -205,6 +206,7 @@ class SimNode {
   TimePoint frozen_until_{};
   int64_t lease_ = 0;
   int64_t coordinator_token_ = 0;
+  LeaseDeadline deadline_{{kMargin, 3}};
   TimePoint permit_deadline_{};
   int wakeup_generation_ = 0;
   Snapshot last_snapshot_;
@@ -467,7 +469,9 @@ void SimNode::join() {
           }
           lease_ = *lease;
           lapse_permits(world_.now);
-          permit_deadline_ = sent + kTtl - kMargin;
+          deadline_ = LeaseDeadline({kMargin, 3});
+          deadline_.granted(sent, kTtl);
+          permit_deadline_ = deadline_.deadline();
           step(Joined{lease_, permit_deadline_});
           renew();
         });
@@ -492,9 +496,10 @@ void SimNode::renew() {
             as_agent(incarnation, [this, lease, alive, sent] {
               if (!*alive || lease != lease_) return;
               lapse_permits(world_.now);
-              if (!core_->fenced())
-                permit_deadline_ = std::max(permit_deadline_, sent + kTtl - kMargin);
-              step(Renewed{sent + kTtl - kMargin});
+              deadline_.acknowledged(sent, kTtl);
+              // Permits are renewed with the lease, never after fencing.
+              if (!core_->fenced()) permit_deadline_ = deadline_.deadline();
+              step(Renewed{deadline_.deadline()});
             });
           });
       renew();
