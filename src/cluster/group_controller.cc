@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/duration.h"
+
 namespace clusweb::cluster {
 namespace {
 
@@ -11,14 +13,6 @@ struct Overloaded : Fs... {
 };
 template <class... Fs>
 Overloaded(Fs...) -> Overloaded<Fs...>;  // clang 14 lacks aggregate deduction
-
-std::string describe_duration(Milliseconds duration) {
-  auto ms = duration.count();
-  if (ms % 3600000 == 0) return fmt::format("{}h", ms / 3600000);
-  if (ms % 60000 == 0) return fmt::format("{}m", ms / 60000);
-  if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
-  return fmt::format("{}ms", ms);
-}
 
 }  // namespace
 
@@ -124,7 +118,7 @@ void GroupController::on_call_finished(const CallFinished& done, Clock::TimePoin
   resource.call_id.reset();
   auto failure_text = [&](std::string_view what, Milliseconds limit) {
     if (done.timed_out) {
-      return fmt::format("{} did not finish within {}", what, describe_duration(limit));
+      return fmt::format("{} did not finish within {}", what, format_duration(limit));
     }
     if (done.detail.empty()) return fmt::format("{} failed", what);
     return fmt::format("{} failed: {}", what, done.detail);
@@ -214,7 +208,7 @@ void GroupController::after_terminate(int r, Clock::TimePoint now, Actions& acti
   }
   target_ = Target::kFailover;
   failover_reason_ = fmt::format("resource {} failed after {} restarts within {}: {}", spec.name,
-                                 resource.restarts.size(), describe_duration(policy.restart_period),
+                                 resource.restarts.size(), format_duration(policy.restart_period),
                                  resource.last_error);
 }
 
@@ -231,16 +225,16 @@ void GroupController::reconcile(Clock::TimePoint now, Actions& actions) {
       resource.restart_at.reset();
       set_state(static_cast<int>(r), ResourceState::kOffline,
                 fmt::format("restarting in place ({} of {} within {})", resource.restarts.size(),
-                            policy.restart_threshold, describe_duration(policy.restart_period)),
+                            policy.restart_threshold, format_duration(policy.restart_period)),
                 actions);
     }
     if (resource.retry_at && now >= *resource.retry_at) {
       resource.retry_at.reset();
       resource.restarts.clear();
-      set_state(static_cast<int>(r), ResourceState::kOffline,
-                fmt::format("retrying after {} Failed",
-                            describe_duration(policy.retry_period_on_failure)),
-                actions);
+      set_state(
+          static_cast<int>(r), ResourceState::kOffline,
+          fmt::format("retrying after {} Failed", format_duration(policy.retry_period_on_failure)),
+          actions);
     }
   }
   switch (target_) {

@@ -12,31 +12,14 @@
 #include <tuple>
 #include <utility>
 
+#include "base/duration.h"
+
 namespace clusweb::cluster {
 namespace {
 
 using std::chrono::milliseconds;
 
 constexpr size_t kNotPreferred = std::numeric_limits<size_t>::max();
-
-// Durations as the manifests write them ("6h", "1h30m"), so a reason reads like the group's
-// configuration.
-std::string format_duration(milliseconds duration) {
-  const int64_t signed_count = duration.count();
-  if (signed_count == 0) return "0s";
-  std::string text = signed_count < 0 ? "-" : "";
-  uint64_t count = signed_count < 0 ? 0 - static_cast<uint64_t>(signed_count)
-                                    : static_cast<uint64_t>(signed_count);
-  constexpr std::pair<uint64_t, std::string_view> kUnits[] = {
-      {3'600'000, "h"}, {60'000, "m"}, {1'000, "s"}, {1, "ms"}};
-  for (const auto& [scale, unit] : kUnits) {
-    if (count >= scale) {
-      text += fmt::format("{}{}", count / scale, unit);
-      count %= scale;
-    }
-  }
-  return text;
-}
 
 // ISO 8601 in UTC, computed from the time point alone (no time zone database, no locale), so
 // every node writes the same text for the same decision.

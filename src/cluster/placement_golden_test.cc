@@ -46,6 +46,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/duration.h"
 #include "base/result.h"
 #include "cluster/placement.h"
 
@@ -94,26 +95,11 @@ milliseconds parse_duration(const YAML::Node& node) {
   std::string_view rest = text;
   const bool negative = rest.starts_with('-');
   if (negative || rest.starts_with('+')) rest.remove_prefix(1);
-  constexpr std::pair<std::string_view, int64_t> kUnits[] = {
-      {"h", 3'600'000}, {"ms", 1}, {"m", 60'000}, {"s", 1'000}};
-  int64_t total = 0;
-  int parts = 0;
-  while (!rest.empty()) {
-    uint64_t number = 0;
-    auto [end, error] = std::from_chars(rest.data(), rest.data() + rest.size(), number);
-    if (error != std::errc() || end == rest.data()) break;
-    rest.remove_prefix(static_cast<size_t>(end - rest.data()));
-    const auto* unit = std::find_if(std::begin(kUnits), std::end(kUnits),
-                                    [&](const auto& u) { return rest.starts_with(u.first); });
-    if (unit == std::end(kUnits)) break;
-    rest.remove_prefix(unit->first.size());
-    total += static_cast<int64_t>(number) * unit->second;
-    ++parts;
+  Result<milliseconds> duration = clusweb::parse_duration(rest);
+  if (!duration) {
+    throw BadScenario{fmt::format("{}: {}", where(node), duration.error().describe())};
   }
-  if (!rest.empty() || parts == 0) {
-    throw BadScenario{fmt::format("{}: bad duration \"{}\"", where(node), text)};
-  }
-  return milliseconds(negative ? -total : total);
+  return negative ? -*duration : *duration;
 }
 
 // "2026-01-01T12:00:00Z", or seconds since the epoch.

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/duration.h"
 #include "base/result.h"
 #include "config/web_config.h"
 
@@ -57,11 +58,7 @@ Result<WebConfig> load_web_config_files(const std::vector<std::string>& paths,
 // Problems are reported like load_web_config's, located by the objects' `where`.
 Status validate_web_config(const WebConfig& config);
 
-// "250ms", "90s", "20m", "1h", "1h30m" (units in decreasing order, each at most once);
-// a bare number is seconds.
-Result<std::chrono::milliseconds> parse_duration(std::string_view text);
-// The shortest exact form parse_duration reads back: "1h30m", "1m30s", "250ms", "0s".
-std::string format_duration(std::chrono::milliseconds duration);
+// Durations: parse_duration() and format_duration() from base/duration.h.
 
 // "512", "512B", "16KiB", "32MiB", "1GiB", "1TiB" (powers of 1024) or "KB", "MB", "GB", "TB"
 // (powers of 1000); units are case-insensitive and may follow a space.
