@@ -19,6 +19,8 @@ packages=(
   libgtest-dev libgmock-dev
   # the coordination store: etcd v3 over gRPC
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  # floating addresses: netlink
+  libnl-3-dev libnl-route-3-dev
   # system tests
   curl python3 openssl iproute2 procps
   etcd-server etcd-client

@@ -1,0 +1,52 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "cluster/group_controller.h"
+
+// Resource types: what the agent runs for the group controller's calls.
+namespace clusweb::resources {
+
+// Everything one call needs to know. Built by the agent per call.
+struct CallContext {
+  std::string resource;
+  std::string group;
+  std::string node;
+  int64_t fencing_token = 0;
+  std::map<std::string, std::string> parameters;
+  // The call must end by then: a hung call is killed (with its process group
+  // when it runs a program) and reported as timed out.
+  std::chrono::milliseconds timeout{0};
+  // The node's fencing deadline as of now (it moves with every renewal).
+  // Whatever makes a resource serve (adding an address, refreshing its
+  // lifetime) checks it immediately before acting and refuses once it has
+  // passed.
+  std::function<Clock::TimePoint()> fencing_deadline;
+  const Clock* clock = nullptr;
+};
+
+struct CallResult {
+  bool ok = false;                  // the verb's boolean answer (exit 0 = true)
+  bool timed_out = false;           // killed at the timeout
+  std::string detail;               // why not ok, in a few words ("exited 3", "address missing")
+  std::vector<std::string> output;  // lines the call printed, for the event log
+};
+
+// One configured resource of one type. Calls are made one at a time per
+// resource, except Terminate, which may arrive while another call runs and
+// must end it. Every call completes within its timeout.
+class Resource {
+ public:
+  virtual ~Resource() = default;
+  virtual boost::asio::awaitable<CallResult> call(cluster::Verb verb,
+                                                  const CallContext& context) = 0;
+};
+
+}  // namespace clusweb::resources
