@@ -22,6 +22,7 @@ struct NodeState {
 struct FailoverRecord {
   std::string from_node;
   WallTime at;
+  bool operator==(const FailoverRecord&) const = default;
 };
 
 // An administrator's `group move`: honoured until the group has been

@@ -21,6 +21,7 @@
 #include "cluster/lease_deadline.h"
 #include "cluster/node_core.h"
 #include "cluster/placement.h"
+#include "cluster/store_keys.h"
 
 namespace clusweb::cluster {
 namespace {
@@ -717,8 +718,9 @@ void SimNode::deliver_view(const Snapshot& snapshot) {
     for (const GroupSpec& group : world_.groups) view.groups[group.name] = group;
     for (const auto& [name, kv] : snapshot.keys) {
       if (name.starts_with("placement/")) {
-        view.placement[name.substr(10)] =
-            PlacementRecord{kv.value.substr(0, kv.value.find('#')), kv.mod_revision};
+        auto value = decode_placement(kv.value, name);
+        ASSERT_TRUE(value.ok()) << value.error().describe();
+        view.placement[name.substr(10)] = PlacementRecord{value->node, kv.mod_revision};
       } else if (name.starts_with("owners/")) {
         view.owners[name.substr(7)] = OwnerRecord{kv.value, kv.create_revision};
       }
@@ -768,8 +770,8 @@ void SimNode::coordinate(const Snapshot& snapshot) {
       state.owner_token = it->second.create_revision;
     }
     if (auto it = snapshot.keys.find("placement/" + spec.name); it != snapshot.keys.end()) {
-      std::string node = it->second.value.substr(0, it->second.value.find('#'));
-      if (!node.empty()) state.placement = node;
+      auto value = decode_placement(it->second.value, it->first);
+      if (value.ok() && !value->node.empty()) state.placement = value->node;
     }
     if (auto it = snapshot.failures.find(spec.name); it != snapshot.failures.end()) {
       state.failovers = it->second;
@@ -786,10 +788,20 @@ void SimNode::coordinate(const Snapshot& snapshot) {
     // tells the node that released the group that it may take it again.
     auto failures = snapshot.failures.find(decision.group);
     size_t seen = failures == snapshot.failures.end() ? 0 : failures->second.size();
-    std::string target = fmt::format("{}#{}", decision.node.value_or(""), seen);
+    const PlacementValue value{decision.node.value_or(""), seen, decision.reason};
+    const std::string target = encode(value);
     auto current = snapshot.keys.find("placement/" + decision.group);
-    if (current != snapshot.keys.end() && current->second.value == target) continue;
-    if (current == snapshot.keys.end() && !decision.node) continue;
+    if (current != snapshot.keys.end()) {
+      // Only a new node or a newly seen failover is a new decision; the
+      // reason's wording alone is not worth a write.
+      auto written = decode_placement(current->second.value, current->first);
+      if (written.ok() && written->node == value.node &&
+          written->failovers_seen == value.failovers_seen) {
+        continue;
+      }
+    } else if (!decision.node) {
+      continue;
+    }
     // Written only while this node still holds the coordinator key.
     world_.request(
         index_,

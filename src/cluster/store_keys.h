@@ -1,0 +1,98 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "cluster/model.h"
+#include "cluster/placement.h"
+
+// Where the cluster keeps its state in the store, and how the values the
+// agents share are written. Every key lives under /clusweb/<cluster>/:
+//
+//   nodes/<node>        node record, bound to the node's lease (membership)
+//   node-admin/<node>   paused / drained (no lease)
+//   coordinator         election key, bound to the holder's lease
+//   groups/<group>      group spec
+//   placement/<group>   PlacementValue, written only by the coordinator
+//   owners/<group>      owner node, bound to its lease; create_revision = fencing token
+//   status/<group>      group and resource states (written by the owner, token-guarded)
+//   released/<group>    the last owner stopped everything before it let go
+//   failures/<group>    FailureHistory: resource-failure failovers
+//   events/<sequence>   the bounded event log
+namespace clusweb::cluster {
+
+// Names of clusters, nodes and groups: 1 to 64 of [A-Za-z0-9._-], not "." or
+// "..", so that a name is always exactly one key segment.
+Status check_name(std::string_view kind, std::string_view name);
+
+class StoreKeys {
+ public:
+  // `cluster` must pass check_name.
+  explicit StoreKeys(std::string_view cluster);
+
+  const std::string& root() const { return root_; }  // "/clusweb/<cluster>/"
+
+  std::string nodes() const { return root_ + "nodes/"; }
+  std::string node(std::string_view name) const { return nodes() + std::string(name); }
+  std::string node_admin(std::string_view name) const;
+  std::string coordinator() const { return root_ + "coordinator"; }
+  std::string groups() const { return root_ + "groups/"; }
+  std::string group(std::string_view name) const { return groups() + std::string(name); }
+  std::string placements() const { return root_ + "placement/"; }
+  std::string placement(std::string_view group) const;
+  std::string owners() const { return root_ + "owners/"; }
+  std::string owner(std::string_view group) const { return owners() + std::string(group); }
+  std::string statuses() const { return root_ + "status/"; }
+  std::string status(std::string_view group) const { return statuses() + std::string(group); }
+  std::string released(std::string_view group) const;
+  std::string failures(std::string_view group) const;
+  std::string events() const { return root_ + "events/"; }
+  // Zero-padded so that key order is sequence order.
+  std::string event(uint64_t sequence) const;
+
+  // The name after `prefix` (one of the prefixes above) when `key` is
+  // directly under it; nullopt for other keys.
+  static std::optional<std::string_view> name_under(std::string_view prefix, std::string_view key);
+
+ private:
+  std::string root_;
+};
+
+// placement/<group>. `failovers_seen` is the length of the group's failure
+// history when the coordinator decided: after a failover the value changes
+// even when the node does not, which tells the node that released the group
+// that a new decision was made.
+struct PlacementValue {
+  std::string node;  // empty = nowhere
+  uint64_t failovers_seen = 0;
+  std::string reason;
+  bool operator==(const PlacementValue&) const = default;
+};
+std::string encode(const PlacementValue& value);
+// `key` names the value in errors.
+Result<PlacementValue> decode_placement(std::string_view text, std::string_view key);
+
+// failures/<group>: the resource-failure failovers, oldest first, with the
+// reason each release gave.
+struct FailureHistory {
+  struct Entry {
+    FailoverRecord record;
+    std::string reason;
+    bool operator==(const Entry&) const = default;
+  };
+  std::vector<Entry> entries;
+
+  // Drops what is older than `keep` before `now` (they no longer count
+  // toward any threshold), so the value stays small.
+  void trim(WallTime now, Milliseconds keep);
+  std::vector<FailoverRecord> records() const;
+  bool operator==(const FailureHistory&) const = default;
+};
+std::string encode(const FailureHistory& history);
+Result<FailureHistory> decode_failures(std::string_view text, std::string_view key);
+
+}  // namespace clusweb::cluster

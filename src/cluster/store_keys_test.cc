@@ -1,0 +1,84 @@
+#include "cluster/store_keys.h"
+
+#include <gtest/gtest.h>
+
+namespace clusweb::cluster {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::minutes;
+
+TEST(StoreKeysTest, EveryKeyLivesUnderTheClusterRoot) {
+  StoreKeys keys("prod");
+  EXPECT_EQ(keys.root(), "/clusweb/prod/");
+  EXPECT_EQ(keys.node("n1"), "/clusweb/prod/nodes/n1");
+  EXPECT_EQ(keys.node_admin("n1"), "/clusweb/prod/node-admin/n1");
+  EXPECT_EQ(keys.coordinator(), "/clusweb/prod/coordinator");
+  EXPECT_EQ(keys.group("shop"), "/clusweb/prod/groups/shop");
+  EXPECT_EQ(keys.placement("shop"), "/clusweb/prod/placement/shop");
+  EXPECT_EQ(keys.owner("shop"), "/clusweb/prod/owners/shop");
+  EXPECT_EQ(keys.status("shop"), "/clusweb/prod/status/shop");
+  EXPECT_EQ(keys.released("shop"), "/clusweb/prod/released/shop");
+  EXPECT_EQ(keys.failures("shop"), "/clusweb/prod/failures/shop");
+  EXPECT_EQ(keys.event(42), "/clusweb/prod/events/00000000000000000042");
+  EXPECT_LT(keys.event(9), keys.event(10));  // key order is sequence order
+}
+
+TEST(StoreKeysTest, NameUnderTakesOnlyDirectChildren) {
+  StoreKeys keys("prod");
+  EXPECT_EQ(StoreKeys::name_under(keys.owners(), keys.owner("shop")), "shop");
+  EXPECT_EQ(StoreKeys::name_under(keys.owners(), keys.owners()), std::nullopt);
+  EXPECT_EQ(StoreKeys::name_under(keys.owners(), keys.owners() + "a/b"), std::nullopt);
+  EXPECT_EQ(StoreKeys::name_under(keys.owners(), keys.group("shop")), std::nullopt);
+}
+
+TEST(StoreKeysTest, NamesAreOneKeySegment) {
+  EXPECT_TRUE(check_name("node", "node-1.example_a").ok());
+  EXPECT_EQ(check_name("node", "").error().message, "node name is empty");
+  EXPECT_EQ(check_name("group", "a/b").error().message,
+            "group name \"a/b\" contains '/' (allowed: letters, digits, '.', '_', '-')");
+  EXPECT_EQ(check_name("group", "..").error().message, "group name \"..\" is not allowed");
+  EXPECT_FALSE(check_name("cluster", std::string(65, 'x')).ok());
+}
+
+TEST(StoreRecordsTest, PlacementRoundTrips) {
+  PlacementValue value{"n2", 3, "first available preferred owner n2"};
+  auto decoded = decode_placement(encode(value), "k");
+  ASSERT_TRUE(decoded.ok()) << decoded.error().describe();
+  EXPECT_EQ(*decoded, value);
+  PlacementValue nowhere{"", 0, "offline by administrator"};
+  EXPECT_EQ(*decode_placement(encode(nowhere), "k"), nowhere);
+}
+
+TEST(StoreRecordsTest, BadPlacementValuesNameTheKey) {
+  auto garbage = decode_placement("{not json", "/clusweb/prod/placement/shop");
+  ASSERT_FALSE(garbage.ok());
+  EXPECT_EQ(garbage.error().describe(),
+            "/clusweb/prod/placement/shop: unreadable value: not a JSON object");
+  auto bad_node = decode_placement(R"({"node":"a b"})", "k");
+  ASSERT_FALSE(bad_node.ok());
+  EXPECT_EQ(bad_node.error().message,
+            "unreadable value: node name \"a b\" contains ' ' (allowed: letters, digits, '.', "
+            "'_', '-')");
+  EXPECT_FALSE(decode_placement(R"({"node":"n1","failoversSeen":-1})", "k").ok());
+  EXPECT_FALSE(decode_placement(R"({"failoversSeen":1})", "k").ok());
+}
+
+TEST(StoreRecordsTest, FailureHistoryRoundTripsAndTrims) {
+  const WallTime now{std::chrono::seconds(1'800'000'000)};
+  FailureHistory history;
+  history.entries.push_back({{"n1", now - hours(7)}, "old"});
+  history.entries.push_back({{"n2", now - minutes(5)}, "resource site failed"});
+  auto decoded = decode_failures(encode(history), "k");
+  ASSERT_TRUE(decoded.ok()) << decoded.error().describe();
+  EXPECT_EQ(*decoded, history);
+
+  history.trim(now, hours(6));
+  ASSERT_EQ(history.entries.size(), 1u);
+  EXPECT_EQ(history.records()[0].from_node, "n2");
+  EXPECT_FALSE(decode_failures(R"({"failovers":[{"node":"n1"}]})", "k").ok());
+  EXPECT_FALSE(decode_failures("[]", "k").ok());
+}
+
+}  // namespace
+}  // namespace clusweb::cluster
