@@ -95,4 +95,10 @@ struct FailureHistory {
 std::string encode(const FailureHistory& history);
 Result<FailureHistory> decode_failures(std::string_view text, std::string_view key);
 
+// groups/<group>: the group spec as JSON with the manifest's field names
+// (preferredOwners, failoverThreshold, resources[].policy.restartThreshold,
+// durations as "1s", "15m", ...). Decoding validates the group.
+std::string encode(const GroupSpec& group);
+Result<GroupSpec> decode_group(std::string_view text, std::string_view key);
+
 }  // namespace clusweb::cluster

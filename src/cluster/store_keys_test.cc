@@ -80,5 +80,79 @@ TEST(StoreRecordsTest, FailureHistoryRoundTripsAndTrims) {
   EXPECT_FALSE(decode_failures("[]", "k").ok());
 }
 
+GroupSpec shop_group() {
+  GroupSpec group;
+  group.name = "shop";
+  group.preferred_owners = {"n1", "n2"};
+  group.failover_threshold = 2;
+  group.failback = FailbackPolicy::kAllow;
+  ResourceSpec ip;
+  ip.name = "ip";
+  ip.type = "ip";
+  ip.parameters = {{"address", "10.0.0.10/24"}, {"interface", "eth0"}};
+  ip.possible_owners = {"n1", "n2", "n3"};
+  ResourceSpec site;
+  site.name = "site";
+  site.type = "website";
+  site.depends_on = {{"ip"}};
+  site.policy.restart_action = RestartAction::kRestartNoFailover;
+  site.policy.restart_threshold = 5;
+  site.policy.pending_timeout = std::chrono::milliseconds(90500);
+  group.resources = {ip, site};
+  return group;
+}
+
+bool same(const GroupSpec& a, const GroupSpec& b) { return encode(a) == encode(b); }
+
+TEST(StoreRecordsTest, GroupRoundTrips) {
+  const GroupSpec group = shop_group();
+  const std::string text = encode(group);
+  auto decoded = decode_group(text, "k");
+  ASSERT_TRUE(decoded.ok()) << decoded.error().describe();
+  EXPECT_TRUE(same(*decoded, group)) << encode(*decoded) << "\n" << text;
+  EXPECT_EQ(decoded->resources[1].policy.restart_action, RestartAction::kRestartNoFailover);
+  EXPECT_EQ(decoded->resources[1].policy.pending_timeout, std::chrono::milliseconds(90500));
+  EXPECT_EQ(decoded->resources[0].parameters.at("interface"), "eth0");
+  EXPECT_EQ(*decoded->failover_threshold, 2);
+  EXPECT_NE(text.find("\"pendingTimeout\":\"1m30s500ms\""), std::string::npos) << text;
+}
+
+TEST(StoreRecordsTest, MissingFieldsTakeTheDefaults) {
+  auto decoded = decode_group(
+      R"({"name":"g","resources":[{"name":"s","type":"script","parameters":{"path":"/x"}}]})", "k");
+  ASSERT_TRUE(decoded.ok()) << decoded.error().describe();
+  EXPECT_FALSE(decoded->failover_threshold.has_value());
+  EXPECT_EQ(decoded->resources[0].policy.restart_threshold, 3);
+  EXPECT_EQ(decoded->resources[0].policy.looks_alive_interval, std::chrono::milliseconds(1000));
+}
+
+TEST(StoreRecordsTest, BadGroupValuesNameTheField) {
+  auto unknown = decode_group(R"({"name":"g","resources":[{"name":"s","type":"x","colour":1}]})",
+                              "/clusweb/prod/groups/g");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().describe(),
+            "/clusweb/prod/groups/g: unreadable value: field \"resources[0].colour\": unknown "
+            "field");
+  auto duration = decode_group(
+      R"({"name":"g","resources":[{"name":"s","type":"x","policy":{"restartDelay":"soon"}}]})",
+      "k");
+  ASSERT_FALSE(duration.ok());
+  EXPECT_NE(duration.error().message.find("field \"resources[0].policy.restartDelay\": invalid "
+                                          "duration \"soon\""),
+            std::string::npos)
+      << duration.error().message;
+  auto action = decode_group(
+      R"({"name":"g","resources":[{"name":"s","type":"x","policy":{"restartAction":"maybe"}}]})",
+      "k");
+  ASSERT_FALSE(action.ok());
+  EXPECT_NE(action.error().message.find("restartAction"), std::string::npos);
+  // Decoding validates: a dependency on a resource that does not exist.
+  auto invalid = decode_group(
+      R"({"name":"g","resources":[{"name":"s","type":"x","dependsOn":[["ip"]]}]})", "k");
+  ASSERT_FALSE(invalid.ok());
+  EXPECT_EQ(invalid.error().message,
+            "unreadable value: group g: resource s depends on ip, which is not in the group");
+}
+
 }  // namespace
 }  // namespace clusweb::cluster
