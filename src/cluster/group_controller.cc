@@ -39,9 +39,9 @@ std::string_view to_string(Verb verb) {
     case Verb::kOnline:
       return "online";
     case Verb::kLooksAlive:
-      return "looks-alive";
+      return "looksalive";
     case Verb::kIsAlive:
-      return "is-alive";
+      return "isalive";
     case Verb::kOffline:
       return "offline";
     case Verb::kClose:
@@ -148,7 +148,7 @@ void GroupController::on_call_finished(const CallFinished& done, Clock::TimePoin
       } else if (target_ == Target::kOnline) {
         // WSFC: a false LooksAlive runs IsAlive at once; only IsAlive fails.
         resource.is_alive_now = true;
-        resource.last_error = failure_text("looks-alive", policy.probe_timeout);
+        resource.last_error = failure_text("looksalive", policy.probe_timeout);
       }
       break;
     case Verb::kIsAlive:
@@ -157,7 +157,7 @@ void GroupController::on_call_finished(const CallFinished& done, Clock::TimePoin
         resource.next_is_alive = now + policy.is_alive_interval;
         resource.next_looks_alive = now + policy.looks_alive_interval;
       } else if (target_ == Target::kOnline) {
-        on_failure(r, failure_text("is-alive", policy.probe_timeout), now, actions);
+        on_failure(r, failure_text("isalive", policy.probe_timeout), now, actions);
       }
       break;
     case Verb::kTerminate:

@@ -28,6 +28,8 @@ std::string_view to_string(ResourceState state);
 // The seven entry points; the controller issues the five that change or check
 // a resource. Open and Close belong to the shell (on acquire and release).
 enum class Verb { kOpen, kOnline, kLooksAlive, kIsAlive, kOffline, kClose, kTerminate };
+// WSFC's names in lower case, one word each: "open", "online", "looksalive",
+// "isalive", "offline", "close", "terminate" (also what scripts receive).
 std::string_view to_string(Verb verb);
 
 // What the group as a whole is doing, for status and the CLI.

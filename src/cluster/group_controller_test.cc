@@ -267,7 +267,7 @@ TEST(GroupControllerTest, PastRestartThresholdTheGroupFailsOver) {
   driver.finish(0, Verb::kOffline, true);
   ASSERT_EQ(driver.outcomes().back().outcome, Outcome::kFailover);
   EXPECT_EQ(driver.outcomes().back().reason,
-            "resource site failed after 3 restarts within 15m: is-alive failed: exit status 1");
+            "resource site failed after 3 restarts within 15m: isalive failed: exit status 1");
 }
 
 TEST(GroupControllerTest, RestartsOutsideTheRestartPeriodDoNotCount) {

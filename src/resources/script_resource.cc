@@ -39,7 +39,7 @@ std::map<std::string, std::string> script_environment(Verb verb, const CallConte
       {"CLUSWEB_GROUP", context.group},
       {"CLUSWEB_NODE", context.node},
       {"CLUSWEB_FENCING_TOKEN", std::to_string(context.fencing_token)},
-      {"CLUSWEB_VERB", std::string(script_verb_name(verb))},
+      {"CLUSWEB_VERB", std::string(cluster::to_string(verb))},
       {"CLUSWEB_TIMEOUT_MS", std::to_string(context.timeout.count())},
   };
   for (const auto& [name, value] : context.parameters) {
@@ -49,26 +49,6 @@ std::map<std::string, std::string> script_environment(Verb verb, const CallConte
 }
 
 }  // namespace
-
-std::string_view script_verb_name(Verb verb) {
-  switch (verb) {
-    case Verb::kOpen:
-      return "open";
-    case Verb::kOnline:
-      return "online";
-    case Verb::kLooksAlive:
-      return "looksalive";
-    case Verb::kIsAlive:
-      return "isalive";
-    case Verb::kOffline:
-      return "offline";
-    case Verb::kClose:
-      return "close";
-    case Verb::kTerminate:
-      return "terminate";
-  }
-  return "unknown";
-}
 
 std::string script_parameter_variable(std::string_view name) {
   std::string variable = "CLUSWEB_PARAM_";
@@ -327,7 +307,7 @@ boost::asio::awaitable<CallResult> ScriptResource::call(Verb verb, const CallCon
   UniqueFd write_end(fds[1]);
 
   SpawnOptions options;
-  options.argv = {path_, std::string(script_verb_name(verb))};
+  options.argv = {path_, std::string(cluster::to_string(verb))};
   options.env = script_environment(verb, context);
   options.working_directory = "/";
   options.new_process_group = true;

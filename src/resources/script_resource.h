@@ -20,7 +20,7 @@ namespace clusweb::resources {
 //
 //   <path> open|online|looksalive|isalive|offline|close|terminate
 //
-// (the WSFC names, lower case, one word each; see script_verb_name()).
+// (the WSFC names, lower case, one word each: cluster::to_string(Verb)).
 //
 // Exit status: 0 = true (ok); anything else = false, with the status as the
 // detail ("exited 1", "killed by SIGSEGV"). Open and Close are optional entry
@@ -91,9 +91,6 @@ class ScriptResource final : public Resource {
   LogSink log_sink_;
   std::shared_ptr<Run> in_flight_;  // the call other than Terminate running now
 };
-
-// "open", "online", "looksalive", "isalive", "offline", "close", "terminate".
-std::string_view script_verb_name(cluster::Verb verb);
 
 // "CLUSWEB_PARAM_" + the name upper-cased, every character other than
 // [A-Z0-9_] replaced by '_' ("probe-url" -> "CLUSWEB_PARAM_PROBE_URL"). Two

@@ -114,13 +114,13 @@ class ScriptResourceTest : public testing::Test {
 };
 
 TEST(ScriptVerbName, IsTheLowerCaseWsfcName) {
-  EXPECT_EQ(script_verb_name(Verb::kOpen), "open");
-  EXPECT_EQ(script_verb_name(Verb::kOnline), "online");
-  EXPECT_EQ(script_verb_name(Verb::kLooksAlive), "looksalive");
-  EXPECT_EQ(script_verb_name(Verb::kIsAlive), "isalive");
-  EXPECT_EQ(script_verb_name(Verb::kOffline), "offline");
-  EXPECT_EQ(script_verb_name(Verb::kClose), "close");
-  EXPECT_EQ(script_verb_name(Verb::kTerminate), "terminate");
+  EXPECT_EQ(cluster::to_string(Verb::kOpen), "open");
+  EXPECT_EQ(cluster::to_string(Verb::kOnline), "online");
+  EXPECT_EQ(cluster::to_string(Verb::kLooksAlive), "looksalive");
+  EXPECT_EQ(cluster::to_string(Verb::kIsAlive), "isalive");
+  EXPECT_EQ(cluster::to_string(Verb::kOffline), "offline");
+  EXPECT_EQ(cluster::to_string(Verb::kClose), "close");
+  EXPECT_EQ(cluster::to_string(Verb::kTerminate), "terminate");
 }
 
 TEST(ScriptParameterVariable, UpperCasesAndReplacesOtherCharacters) {
@@ -135,9 +135,9 @@ TEST_F(ScriptResourceTest, ExitZeroIsOkForEveryVerb) {
   for (Verb verb : {Verb::kOpen, Verb::kOnline, Verb::kLooksAlive, Verb::kIsAlive, Verb::kOffline,
                     Verb::kClose, Verb::kTerminate}) {
     CallResult result = call(resource, verb, context());
-    EXPECT_TRUE(result.ok) << script_verb_name(verb) << ": " << result.detail;
+    EXPECT_TRUE(result.ok) << cluster::to_string(verb) << ": " << result.detail;
     EXPECT_FALSE(result.timed_out);
-    EXPECT_THAT(result.output, ElementsAre("verb=" + std::string(script_verb_name(verb))));
+    EXPECT_THAT(result.output, ElementsAre("verb=" + std::string(cluster::to_string(verb))));
   }
 }
 
@@ -149,7 +149,7 @@ TEST_F(ScriptResourceTest, NonZeroExitIsFalseWithTheStatus) {
     for (Verb verb :
          {Verb::kOnline, Verb::kLooksAlive, Verb::kIsAlive, Verb::kOffline, Verb::kTerminate}) {
       CallResult result = call(resource, verb, c);
-      EXPECT_FALSE(result.ok) << script_verb_name(verb);
+      EXPECT_FALSE(result.ok) << cluster::to_string(verb);
       EXPECT_FALSE(result.timed_out);
       EXPECT_EQ(result.detail, std::string("exited ") + code);
     }
@@ -162,13 +162,13 @@ TEST_F(ScriptResourceTest, OpenAndCloseExitThreeIsNotImplementedAndOk) {
   c.parameters["exit"] = "3";
   for (Verb verb : {Verb::kOpen, Verb::kClose}) {
     CallResult result = call(resource, verb, c);
-    EXPECT_TRUE(result.ok) << script_verb_name(verb);
+    EXPECT_TRUE(result.ok) << cluster::to_string(verb);
     EXPECT_EQ(result.detail, "not implemented");
   }
   c.parameters["exit"] = "4";
   for (Verb verb : {Verb::kOpen, Verb::kClose}) {
     CallResult result = call(resource, verb, c);
-    EXPECT_FALSE(result.ok) << script_verb_name(verb);
+    EXPECT_FALSE(result.ok) << cluster::to_string(verb);
     EXPECT_EQ(result.detail, "exited 4");
   }
 }
