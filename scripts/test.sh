@@ -16,21 +16,21 @@ step "lint (clang-format, clang-tidy)"
 scripts/lint.sh build/ci
 
 step "tests (ci preset)"
-ctest --preset ci --output-on-failure --timeout 600
+ctest --preset ci --output-on-failure --timeout 600 -j 2
 
 step "build (asan+ubsan preset)"
 cmake --preset asan >/dev/null
 cmake --build --preset asan
 
 step "tests (asan+ubsan preset)"
-# The cluster simulation runs 1000 schedules in the ci build; 100 here.
-CLUSWEB_SIMULATION_SCHEDULES_PER_BATCH=10 \
+# The cluster simulation runs 1000 schedules in the ci build; 50 here.
+CLUSWEB_SIMULATION_SCHEDULES_PER_BATCH=5 \
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --preset asan --output-on-failure --timeout 900
+  ctest --preset asan --output-on-failure --timeout 900 -j 2
 
 if [ -x scripts/fuzz-smoke.sh ]; then
   step "fuzz smoke run"
-  FUZZ_SECONDS="${FUZZ_SECONDS:-60}" scripts/fuzz-smoke.sh
+  FUZZ_SECONDS="${FUZZ_SECONDS:-30}" scripts/fuzz-smoke.sh
 fi
 
 step "all tests passed"
