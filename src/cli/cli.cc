@@ -7,6 +7,8 @@
 #include <iostream>
 
 #include "base/log.h"
+#include "cli/agent_commands.h"
+#include "cli/cluster_commands.h"
 #include "cli/web_admin_commands.h"
 #include "web/frontend.h"
 #include "web/web_service.h"
@@ -43,6 +45,9 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   web->add_option("--log-level", web_options.log_level, "debug, info, warn, error")
       ->capture_default_str();
+  web->add_option("--clustered-sites", web_options.clustered_sites_path,
+                  "file naming the clustered sites, one per line: they serve only with a "
+                  "permit from the cluster agent (read at start and on every reload)");
   web->require_subcommand(0, 1);
   web->callback([&] {
     if (!web->get_subcommands().empty()) return;
@@ -72,6 +77,8 @@ int run(int argc, char** argv) {
   });
 
   add_web_admin_commands(app, *web, exit_code);
+  add_cluster_commands(app, exit_code);
+  add_agent_commands(app, exit_code, web_options.executable);
 
   try {
     app.parse(argc, argv);

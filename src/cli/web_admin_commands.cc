@@ -78,6 +78,18 @@ std::string yes_no_of(const Json& object, const char* key) {
   return value->get<bool>() ? "yes" : "no";
 }
 
+// A site's serving permit: "-" when the reply does not say, "none" when the site never had one
+// (null), else the time it has left.
+std::string permit_of(const Json& site) {
+  const Json* value = member(site, "permitRemainingMs");
+  if (value == nullptr) return std::string(kAbsent);
+  if (value->is_null()) return "none";
+  if (!value->is_number_integer()) return std::string(kAbsent);
+  const auto remaining = value->get<std::int64_t>();
+  if (remaining <= 0) return "expired or revoked";
+  return fmt::format("{} ms left", remaining);
+}
+
 // The elements of the array member `key`; none when it is absent or not an array.
 std::vector<const Json*> elements_of(const Json& object, const char* key) {
   std::vector<const Json*> elements;
@@ -453,8 +465,10 @@ Result<std::string> format_site_details(std::string_view json) {
   return render_fields({
       {"name", {text_of(site, "name")}},
       {"state", {text_of(site, "state")}},
+      {"reason", {text_of(site, "reason")}},
       {"auto start", {yes_no_of(site, "autoStart")}},
       {"clustered", {yes_no_of(site, "clustered")}},
+      {"permit", {permit_of(site)}},
       {"root", {text_of(site, "root")}},
       {"bindings", or_none(strings_of(site, "bindings"))},
       {"applications", or_none(std::move(applications))},

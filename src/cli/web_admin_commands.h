@@ -77,7 +77,8 @@ int run_admin_command(const AdminCommand& command, AdminClient& client, std::ost
 Result<std::string> format_site_table(std::string_view json);
 // {"pools":[POOL...]} -> NAME STATE REASON WORKERS(ready/processes) FAILURES, or "no pools".
 Result<std::string> format_pool_table(std::string_view json);
-// SITE -> "key: value" lines, bindings and applications one per line.
+// SITE -> "key: value" lines, bindings and applications one per line; the serving permit as
+// "N ms left", "expired or revoked" or "none" (never had one).
 Result<std::string> format_site_details(std::string_view json);
 // POOL -> "key: value" lines, then the workers as an indented table.
 Result<std::string> format_pool_details(std::string_view json);

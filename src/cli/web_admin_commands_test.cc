@@ -1,5 +1,6 @@
 #include "cli/web_admin_commands.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -109,8 +110,10 @@ TEST(FormatSiteDetailsTest, ListsEveryField) {
   EXPECT_EQ(*details,
             "name:         example\n"
             "state:        Started\n"
+            "reason:       -\n"
             "auto start:   yes\n"
             "clustered:    no\n"
+            "permit:       -\n"
             "root:         /srv/example\n"
             "bindings:     http://127.0.0.1:8080\n"
             "applications: /api -> pool example-pool\n"
@@ -118,6 +121,21 @@ TEST(FormatSiteDetailsTest, ListsEveryField) {
             "responses:    1xx 0, 2xx 9, 3xx 0, 4xx 1, 5xx 0\n"
             "bytes sent:   12345\n"
             "connections:  2\n");
+}
+
+TEST(FormatSiteDetailsTest, ShowsTheServingPermit) {
+  auto details = [](std::string_view permit) {
+    return *format_site_details(fmt::format(
+        R"({{"name":"shop","state":"Stopped","reason":"serving permit expired",
+            "clustered":true,"permitRemainingMs":{}}})",
+        permit));
+  };
+
+  EXPECT_THAT(details("1500"), HasSubstr("clustered:    yes\npermit:       1500 ms left\n"));
+  EXPECT_THAT(details("0"), HasSubstr("permit:       expired or revoked\n"));
+  EXPECT_THAT(details("null"), HasSubstr("permit:       none\n"));
+  EXPECT_THAT(details("0"),
+              HasSubstr("state:        Stopped\nreason:       serving permit expired\n"));
 }
 
 TEST(FormatSiteDetailsTest, PutsEachBindingAndApplicationOnItsOwnLine) {

@@ -48,6 +48,8 @@ std::vector<NodeAction> NodeCore::step(const NodeEvent& event, Clock::TimePoint 
     }
   } else if (const auto* dead = std::get_if<GroupResourceLooksDead>(&event)) {
     drive(dead->group, dead->dead, now, actions);
+  } else if (const auto* lost = std::get_if<LeaseLost>(&event)) {
+    if (joined_ && !fenced_) fence(lost->reason, now, actions);
   }
   reconcile(now, actions);
   return actions;

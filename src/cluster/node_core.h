@@ -82,9 +82,14 @@ struct GroupResourceLooksDead {
 };
 // The time returned by next_wakeup() has come.
 struct NodeTimer {};
+// Membership ended before the deadline (the store no longer has the lease,
+// e.g. revoked early): fence now rather than at the deadline.
+struct LeaseLost {
+  std::string reason;
+};
 
 using NodeEvent = std::variant<Joined, Renewed, ViewChanged, AcquireDone, ReleaseDone,
-                               GroupCallFinished, GroupResourceLooksDead, NodeTimer>;
+                               GroupCallFinished, GroupResourceLooksDead, NodeTimer, LeaseLost>;
 
 // --- actions ---
 

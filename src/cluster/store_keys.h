@@ -22,6 +22,11 @@
 //   status/<group>      group and resource states (written by the owner, token-guarded)
 //   released/<group>    the last owner stopped everything before it let go
 //   failures/<group>    FailureHistory: resource-failure failovers
+//   moves/<group>       `group move`: the target node ("" = any other); pending
+//                       until an ownership newer than the request exists
+//   offline/<group>     `group offline`: present = place nowhere
+//   events-next         the next event sequence number (events/ are written
+//                       with a compare on it, so sequences never repeat)
 //   events/<sequence>   the bounded event log
 namespace clusweb::cluster {
 
@@ -50,6 +55,11 @@ class StoreKeys {
   std::string status(std::string_view group) const { return statuses() + std::string(group); }
   std::string released(std::string_view group) const;
   std::string failures(std::string_view group) const;
+  std::string moves() const { return root_ + "moves/"; }
+  std::string move(std::string_view group) const { return moves() + std::string(group); }
+  std::string offlines() const { return root_ + "offline/"; }
+  std::string offline(std::string_view group) const { return offlines() + std::string(group); }
+  std::string events_next() const { return root_ + "events-next"; }
   std::string events() const { return root_ + "events/"; }
   // Zero-padded so that key order is sequence order.
   std::string event(uint64_t sequence) const;

@@ -1150,7 +1150,7 @@ class ConfigBuilder {
     }
     if (!kind) {
       reader.fail_at(field.where, "kind",
-                     "missing required field (Site, ApplicationPool or WebServer)");
+                     "missing required field (Site, ApplicationPool, WebServer or Group)");
       return;
     }
     const auto kind_name = reader.string_value(*kind);
@@ -1172,9 +1172,12 @@ class ConfigBuilder {
       }
       server_where_ = server.where;
       config_.server = std::move(server);
+    } else if (*kind_name == "Group") {
+      // A cluster group (group_manifest.h) may share a file with its site; `clusweb apply`
+      // reads it, the web service does not.
     } else {
       reader.fail(*kind, unknown_message(fmt::format("kind \"{}\"", *kind_name), *kind_name,
-                                         {"Site", "ApplicationPool", "WebServer"}));
+                                         {"Site", "ApplicationPool", "WebServer", "Group"}));
     }
   }
 

@@ -1,6 +1,8 @@
 #pragma once
 
 // YAML manifests (kinds Site, ApplicationPool, WebServer) -> one validated WebConfig.
+// Documents of kind Group (cluster groups, group_manifest.h) are skipped, so a site and its
+// group can share a file; any other kind is a problem.
 // docs/configuration.md is the reference of the format. All functions are pure apart from
 // the file reads of read_manifests/load_web_config_files and, when enabled, the existence
 // checks of LoadOptions::check_filesystem; all are safe to call from any thread.

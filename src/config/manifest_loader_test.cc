@@ -497,7 +497,26 @@ TEST_F(ManifestLoaderTest, UnknownKind) {
                  "document: field \"kind\": unknown kind \"site\" (did you mean \"Site\"?)");
   expect_problem(result, yaml, "kind: Cluster",
                  "document: field \"kind\": unknown kind \"Cluster\" (expected one of: Site, "
-                 "ApplicationPool, WebServer)");
+                 "ApplicationPool, WebServer, Group)");
+}
+
+TEST_F(ManifestLoaderTest, SkipsGroupDocuments) {
+  // A site and the cluster group that runs it in one file; the group is not checked here,
+  // not even its fields.
+  auto config = load(R"(kind: Site
+name: shop
+physicalPath: site
+bindings: [http://127.0.0.1:8080]
+---
+kind: Group
+name: shop
+colour: red
+resources:
+  - {name: site, type: website, parameters: {site: shop}}
+)");
+  ASSERT_TRUE(config.ok()) << config.error().describe();
+  EXPECT_EQ(config->sites.size(), 1u);
+  EXPECT_TRUE(config->pools.empty());
 }
 
 TEST_F(ManifestLoaderTest, MissingKindAndNonMapDocument) {

@@ -2,11 +2,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "base/boottime.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "config/web_config.h"
@@ -31,6 +33,21 @@ struct SiteCounters {
   }
 };
 
+// The serving permit of one site, kept across reloads (by site name): a
+// CLOCK_BOOTTIME deadline in ms (base/boottime.h), or kUnlimited for a site
+// that is not clustered. The control thread sets it, serving threads check it
+// on every request and when told to enforce permits. Lock-free.
+struct SitePermit {
+  static constexpr std::int64_t kUnlimited = std::numeric_limits<std::int64_t>::max();
+  std::atomic<std::int64_t> deadline_ms{kUnlimited};
+
+  // True while the site may serve; reads the clock only for a clustered site.
+  bool allows_now() const {
+    const std::int64_t deadline = deadline_ms.load(std::memory_order_relaxed);
+    return deadline == kUnlimited || boottime_now_ms() < deadline;
+  }
+};
+
 struct PoolCounters {
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> queue_full{0};
@@ -46,6 +63,7 @@ struct SiteRuntime {
   MimeTypes mime;
   std::string cache_key;  // site name + generation it was opened in
   std::shared_ptr<SiteCounters> counters;
+  std::shared_ptr<const SitePermit> permit;  // never null
   bool access_log = false;
 };
 

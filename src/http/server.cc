@@ -27,10 +27,13 @@
 #include <ctime>
 #include <list>
 #include <optional>
+#include <set>
 #include <span>
 #include <thread>
 #include <unordered_map>
 
+#include "base/boottime.h"
+#include "base/boottime_timer.h"
 #include "base/log.h"
 #include "http/proxy_head.h"
 #include "http/request_checks.h"
@@ -148,6 +151,7 @@ struct ConnectionSlot {
   std::string listener_key;
   std::string site;                          // site of the current or last request
   std::shared_ptr<SiteCounters> counters;    // that site's; counts this connection as active
+  std::shared_ptr<const SitePermit> permit;  // that site's serving permit
   bool busy = false;                         // a request is in progress
   std::function<void()> close;               // closes the client connection
   UpstreamPool::Stream* upstream = nullptr;  // the worker connection in use, if any
@@ -163,6 +167,7 @@ struct ConnectionSlot {
   bool watching = false;
 
   void attach(const SiteRuntime& runtime) {
+    if (permit != runtime.permit) permit = runtime.permit;
     if (counters == runtime.counters) return;
     if (counters) counters->active_connections.fetch_sub(1, std::memory_order_relaxed);
     site = runtime.site.name;
@@ -185,6 +190,17 @@ struct ConnectionSlot {
       extend(kAnswerGrace);
       return;
     }
+    if (close) close();
+  }
+
+  // The site's permit has lapsed: nothing more may be sent for it.
+  bool permit_lapsed() const { return permit && !permit->allows_now(); }
+
+  // Cuts the connection off, with the response in flight: the client
+  // connection and, for a proxied request, the worker connection, so the
+  // coroutine stops waiting for the worker too.
+  void abort() {
+    if (upstream != nullptr && upstream->socket().is_open()) upstream->close();
     if (close) close();
   }
 
@@ -236,6 +252,10 @@ struct HttpServer::Worker {
   std::unordered_map<std::string, std::size_t> next_worker;  // round robin per pool
   bool stopping = false;
   std::shared_ptr<asio::steady_timer> grace_timer;  // set while stopping
+  // Waits for the next deadline of a serving permit; `lapsed_permits`: the
+  // permits whose lapse close_affected() has already acted on.
+  std::unique_ptr<BoottimeTimer> permit_timer;
+  std::set<const SitePermit*> lapsed_permits;
   std::thread thread;
 
   std::time_t date_second = 0;
@@ -256,6 +276,9 @@ struct HttpServer::Worker {
 
   void apply(RuntimePtr next, const std::map<std::string, int>& fds);
   void close_affected();
+  void watch_permits();
+  // Stopping, the last connection gone: drop the timers that keep io running.
+  void finish_stopping();
   asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string key);
   asio::awaitable<void> serve(tcp::socket socket, std::string key);
 };
@@ -376,6 +399,9 @@ asio::awaitable<error_code> Session<Stream>::write_file_body(const OpenFile& fil
     off_t position = static_cast<off_t>(offset);
     std::uint64_t left = length;
     while (left > 0) {
+      // A fast reader may take a large file without the loop ever waiting:
+      // check the permit between pieces as well.
+      if (slot_.permit_lapsed()) co_return error_code(asio::error::operation_aborted);
       ssize_t sent = ::sendfile(socket.native_handle(), file.fd.get(), &position,
                                 std::min<std::uint64_t>(left, 1u << 20));
       if (sent > 0) {
@@ -395,6 +421,7 @@ asio::awaitable<error_code> Session<Stream>::write_file_body(const OpenFile& fil
     std::uint64_t position = offset;
     std::uint64_t left = length;
     while (left > 0) {
+      if (slot_.permit_lapsed()) co_return error_code(asio::error::operation_aborted);
       ssize_t got =
           ::pread(file.fd.get(), chunk.data(), std::min<std::uint64_t>(left, chunk.size()),
                   static_cast<off_t>(position));
@@ -693,6 +720,13 @@ asio::awaitable<Exchange> Session<Stream>::handle(const Runtime& rt, Parser& par
     co_return co_await write_simple(503, "The site is stopped.", false,
                                     "X-Clusweb-Reason: SiteStopped\r\n");
   }
+  // A clustered site serves only while its permit is live; the check costs a
+  // clock read, so no request starts past the deadline even before the
+  // enforcement pass closes the site's connections.
+  if (!site.permit->allows_now()) {
+    co_return co_await write_simple(503, "The site is not served on this server now.", false,
+                                    "X-Clusweb-Reason: NoServingPermit\r\n");
+  }
   // Matched on the decoded, normalized path, so no spelling of a path under
   // an application reaches static content; paths that would climb out of
   // the root are refused before any routing.
@@ -778,10 +812,58 @@ void HttpServer::Worker::close_affected() {
     bool site_down = false;
     if (!slot.site.empty()) {
       int index = runtime->router->site_index(slot.site);
-      site_down = index < 0 || !runtime->started[index];
+      site_down = index < 0 || !runtime->started[index] || slot.permit_lapsed();
     }
-    if (listener_gone || site_down || (stopping && !slot.busy)) slot.close();
+    if (listener_gone || site_down) {
+      slot.abort();
+    } else if (stopping && !slot.busy) {
+      slot.close();
+    }
   }
+}
+
+// Permits are enforced here, on each serving thread, rather than on the
+// control thread: that thread blocks in stop() while connections drain, and
+// deadlines must still be kept then.
+void HttpServer::Worker::watch_permits() {
+  if (!runtime || !permit_timer) return;
+  if (stopping && connections.empty()) {
+    finish_stopping();
+    return;
+  }
+  const std::int64_t now = boottime_now_ms();
+  bool newly_lapsed = false;
+  std::optional<std::int64_t> next;
+  std::set<const SitePermit*> lapsed;
+  for (const auto& site : runtime->sites) {
+    const SitePermit* permit = site->permit.get();
+    const std::int64_t deadline = permit->deadline_ms.load(std::memory_order_relaxed);
+    if (deadline == SitePermit::kUnlimited) continue;
+    if (deadline > now) {
+      if (!next || deadline < *next) next = deadline;
+    } else {
+      lapsed.insert(permit);
+      if (lapsed_permits.count(permit) == 0) {
+        newly_lapsed = true;
+        logger("http")->debug("serving permit lapsed, closing connections site={} late_ms={}",
+                              site->site.name, now - deadline);
+      }
+    }
+  }
+  lapsed_permits = std::move(lapsed);
+  // A pass over every connection only when a permit has just lapsed, not on
+  // every renewal.
+  if (newly_lapsed) close_affected();
+  if (next) {
+    permit_timer->wait_until(*next, [this] { watch_permits(); });
+  } else {
+    permit_timer->cancel();
+  }
+}
+
+void HttpServer::Worker::finish_stopping() {
+  if (grace_timer) grace_timer->cancel();
+  if (permit_timer) permit_timer->cancel();
 }
 
 void HttpServer::Worker::apply(RuntimePtr next, const std::map<std::string, int>& fds) {
@@ -825,6 +907,7 @@ void HttpServer::Worker::apply(RuntimePtr next, const std::map<std::string, int>
   }
   upstreams.retain_only(live);
   close_affected();
+  watch_permits();
 }
 
 asio::awaitable<void> HttpServer::Worker::accept_loop(tcp::acceptor& acceptor, std::string key) {
@@ -872,7 +955,7 @@ asio::awaitable<void> HttpServer::Worker::serve(tcp::socket socket, std::string 
     ~Unregister() {
       list.erase(it);
       // The last connection gone ends the grace period early.
-      if (worker.stopping && list.empty() && worker.grace_timer) worker.grace_timer->cancel();
+      if (worker.stopping && list.empty()) worker.finish_stopping();
     }
   } unregister{connections, slot, *this};
 
@@ -929,10 +1012,22 @@ void HttpServer::update(const RuntimePtr& runtime, const std::map<std::string, i
   }
 }
 
-void HttpServer::start() {
+void HttpServer::permits_changed() {
+  for (auto& worker : workers_) {
+    asio::post(worker->io, [w = worker.get()] { w->watch_permits(); });
+  }
+}
+
+Status HttpServer::start() {
+  for (auto& worker : workers_) {
+    auto timer = BoottimeTimer::open(worker->io);
+    if (!timer) return timer.error();
+    worker->permit_timer = std::move(*timer);
+  }
   for (auto& worker : workers_) {
     worker->thread = std::thread([w = worker.get()] { w->io.run(); });
   }
+  return {};
 }
 
 void HttpServer::stop(std::chrono::milliseconds grace) {
@@ -949,7 +1044,7 @@ void HttpServer::stop(std::chrono::milliseconds grace) {
       w->grace_timer->async_wait([w](error_code) {
         for (auto& slot : w->connections) slot.close();
       });
-      if (w->connections.empty()) w->grace_timer->cancel();
+      if (w->connections.empty()) w->finish_stopping();
       w->work.reset();
     });
   }

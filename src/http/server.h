@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/result.h"
 #include "http/access_log.h"
 #include "http/runtime.h"
 
@@ -20,7 +21,9 @@ namespace clusweb::http {
 // The server holds no privileges and binds nothing: listening sockets arrive
 // as descriptors. update() swaps in a new Runtime; connections whose listener
 // disappears or whose site stops are closed, all others keep going (sites whose
-// configuration did not change keep their connections).
+// configuration did not change keep their connections). A clustered site's
+// connections are also closed, responses in flight aborted, when its serving
+// permit (SitePermit) lapses; no request is served for it after that.
 class HttpServer {
  public:
   HttpServer(int threads, AccessLogWriter& logs, const Clock& clock);
@@ -38,8 +41,16 @@ class HttpServer {
   void update(const RuntimePtr& runtime, const std::map<std::string, int>& listener_fds,
               std::function<void()> applied = {});
 
-  // Starts the serving threads.
-  void start();
+  // Tells every serving thread that deadlines of serving permits (SitePermit)
+  // changed. Each thread enforces them by itself: it closes the connections
+  // of a site whose permit has lapsed, aborting responses in flight, and waits
+  // on CLOCK_BOOTTIME for the next deadline of the runtime it serves. Call
+  // after storing new deadlines. Thread-safe.
+  void permits_changed();
+
+  // Starts the serving threads; fails only when a thread cannot get its
+  // permit timer (no descriptor left).
+  Status start();
   // Stops accepting, closes idle connections, lets in-flight responses finish
   // for up to `grace`, then closes the rest. Returns when every thread ended.
   void stop(std::chrono::milliseconds grace);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
@@ -42,11 +43,33 @@ struct CallResult {
 // One configured resource of one type. Calls are made one at a time per
 // resource, except Terminate, which may arrive while another call runs and
 // must end it. Every call completes within its timeout.
+//
+// Besides the calls, the agent tells a resource of lease renewals and lets it
+// report failures as they happen; types with nothing to do there keep the
+// default no-ops. All of it happens on the thread of the executor the
+// resource was made with.
 class Resource {
  public:
   virtual ~Resource() = default;
   virtual boost::asio::awaitable<CallResult> call(cluster::Verb verb,
                                                   const CallContext& context) = 0;
+
+  // After every acknowledged lease renewal, for every resource of every group
+  // the node owns: `deadline` is the node's new fencing deadline. Returns at
+  // once; whatever a resource does with it (extend a serving permit) runs in
+  // the background and never holds the caller.
+  virtual void renewed(Clock::TimePoint /*deadline*/) {}
+
+  // From the moment the resource is online until unwatch(): the resource may
+  // call `looks_dead` (posted to `executor`) when it sees itself fail, so the
+  // agent checks it at once instead of at the next poll. A second watch()
+  // replaces the first. After unwatch() returns, `looks_dead` is not called
+  // again. Both by value: implementations keep them (the default ignores them).
+  // NOLINTBEGIN(performance-unnecessary-value-param)
+  virtual void watch(boost::asio::any_io_executor /*executor*/,
+                     std::function<void(std::string reason)> /*looks_dead*/) {}
+  // NOLINTEND(performance-unnecessary-value-param)
+  virtual void unwatch() {}
 };
 
 }  // namespace clusweb::resources

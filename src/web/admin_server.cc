@@ -21,7 +21,9 @@
 #include <deque>
 #include <nlohmann/json.hpp>
 
+#include "base/boottime.h"
 #include "base/log.h"
+#include "web/permit_request.h"
 
 namespace clusweb::web {
 
@@ -42,6 +44,11 @@ std::string iso_time(std::int64_t unix_ms) {
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return text;
+}
+
+// Milliseconds left, or null for a site that never had a permit.
+json remaining_json(const PermitStatus& permit) {
+  return permit.remaining_ms ? json(*permit.remaining_ms) : json(nullptr);
 }
 
 json site_json(const WebMaster& master, const config::Site& site,
@@ -72,11 +79,14 @@ json site_json(const WebMaster& master, const config::Site& site,
                   {"activeConnections", s.active_connections}};
     }
   }
+  auto permit = master.permit(site.name);
   return {{"name", site.name},
           {"state", to_string(state)},
           {"stateCode", static_cast<int>(state)},
+          {"reason", master.site_reason(site.name)},
           {"autoStart", site.auto_start},
-          {"clustered", false},
+          {"clustered", permit.clustered},
+          {"permitRemainingMs", remaining_json(permit)},
           {"root", site.root},
           {"bindings", bindings},
           {"applications", applications},
@@ -223,6 +233,10 @@ struct AdminServer::Impl {
         co_return ok_reply(site_json(master, site->second, stats));
       }
     }
+    if (what == "permits" && parts.size() == 3) {
+      if (!post) co_return error_reply(405, "use POST to grant, renew or revoke a permit");
+      co_return co_await grant_permit(parts[2], request.body());
+    }
     if (what == "pools") {
       if (parts.size() == 2 && get) {
         auto stats = co_await master.fetch_stats();
@@ -260,6 +274,28 @@ struct AdminServer::Impl {
       }
     }
     co_return error_reply(get || post ? 404 : 405, "no such endpoint");
+  }
+
+  // POST /v1/permits/NAME {"deadlineBoottimeMs": N}.
+  asio::awaitable<Reply> grant_permit(const std::string& name, const std::string& body) {
+    if (master.config().sites.count(name) == 0) {
+      co_return error_reply(404, fmt::format("site \"{}\" does not exist", name));
+    }
+    auto deadline = parse_permit_request(body, boottime_now_ms());
+    if (!deadline) co_return error_reply(400, deadline.error().describe());
+    const bool was_serving = master.site_state(name) == SiteState::kStarted;
+    auto granted = master.grant_permit(name, *deadline);
+    if (!granted) co_return error_reply(404, granted.error().describe());
+    // A revocation answers once the front end no longer serves the site, so
+    // the caller may rely on it at once.
+    if (was_serving && master.site_state(name) != SiteState::kStarted) {
+      if (!co_await master.wait_applied(std::chrono::seconds(5))) {
+        log->warn("front end has not applied a revoked permit within 5 s site={}", name);
+      }
+    }
+    co_return ok_reply({{"site", name},
+                        {"clustered", granted->clustered},
+                        {"permitRemainingMs", remaining_json(*granted)}});
   }
 
   // Streams events until the client goes away: chunked, one JSON per line.

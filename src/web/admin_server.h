@@ -17,6 +17,8 @@ namespace clusweb::web {
 //   POST /v1/sites/NAME/start|stop
 //   GET  /v1/pools[/NAME]           pools with state, workers, counters
 //   POST /v1/pools/NAME/start|stop|recycle
+//   POST /v1/permits/NAME           {"deadlineBoottimeMs": N}: grant, renew, revoke
+//                                   the serving permit of a clustered site
 //   POST /v1/reload                 parse, validate, swap the configuration
 //   GET  /v1/events                 chunked stream, one JSON event per line
 //

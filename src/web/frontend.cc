@@ -44,6 +44,16 @@ class Frontend {
       apply_config(message);
     } else if (*type == "state") {
       apply_state(message);
+    } else if (*type == "permits") {
+      auto decoded = protocol::decode_permits(message.json);
+      if (!decoded) {
+        log_->error("bad permits message error=\"{}\"", decoded.error().message);
+        return;
+      }
+      set_permits(decoded->deadlines);
+      // The serving threads enforce the deadlines themselves, so a hung or
+      // dead master cannot leave a site served.
+      if (server_) server_->permits_changed();
     } else if (*type == "stats-request") {
       if (auto id = protocol::decode_stats_request(message.json)) send_stats(*id);
     } else if (*type == "reopen-logs") {
@@ -94,9 +104,17 @@ class Frontend {
     }
     if (!server_) {
       server_ = std::make_unique<http::HttpServer>(config->server.threads, logs_, clock_);
-      server_->start();
+      if (auto started = server_->start(); !started) {
+        log_->error("cannot start serving error=\"{}\"", started.error().describe());
+        server_.reset();
+        shutdown(std::chrono::milliseconds(0));
+        return;
+      }
     }
 
+    // Deadlines before the sites: a clustered site never serves, not even
+    // for a moment, on the state the message carries without its permit.
+    set_permits(m.permits);
     auto runtime = std::make_shared<http::Runtime>();
     runtime->generation = m.generation;
     runtime->config = config;
@@ -128,6 +146,7 @@ class Frontend {
         auto& counters = site_counters_[site->name];
         if (!counters) counters = std::make_shared<http::SiteCounters>();
         fresh->counters = counters;
+        fresh->permit = permit_of(site->name);
         fresh->access_log = logged.count(site->name) != 0;
         reuse = std::move(fresh);
       }
@@ -224,6 +243,22 @@ class Frontend {
     server_->update(runtime, keep, acknowledge(std::move(applied)));
   }
 
+  std::shared_ptr<http::SitePermit> permit_of(const std::string& site) {
+    auto& permit = permits_[site];
+    if (!permit) permit = std::make_shared<http::SitePermit>();
+    return permit;
+  }
+
+  // `deadlines` names every clustered site; all others serve without a permit.
+  void set_permits(const std::map<std::string, std::int64_t>& deadlines) {
+    for (const auto& [name, deadline] : deadlines) permit_of(name);
+    for (const auto& [name, permit] : permits_) {
+      auto it = deadlines.find(name);
+      permit->deadline_ms.store(it == deadlines.end() ? http::SitePermit::kUnlimited : it->second,
+                                std::memory_order_relaxed);
+    }
+  }
+
   void send_stats(std::uint64_t id) {
     protocol::StatsMessage stats;
     stats.id = id;
@@ -265,6 +300,8 @@ class Frontend {
   http::RuntimePtr current_;
   std::map<std::string, std::shared_ptr<http::SiteCounters>> site_counters_;
   std::map<std::string, std::shared_ptr<http::PoolCounters>> pool_counters_;
+  // Serving permits by site name, kept across configurations like counters.
+  std::map<std::string, std::shared_ptr<http::SitePermit>> permits_;
   std::set<std::string> logged_sites_;
   std::shared_ptr<spdlog::logger> log_ = logger("frontend");
   bool stopping_ = false;

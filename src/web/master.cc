@@ -17,6 +17,7 @@
 #include "config/manifest_loader.h"
 #include "config/web_config_json.h"
 #include "http/tls.h"
+#include "web/clustered_sites.h"
 
 namespace clusweb::web {
 
@@ -38,6 +39,11 @@ std::string_view to_string(SiteState state) {
 }
 
 namespace {
+
+// Reasons a clustered site stops for want of a live permit.
+constexpr std::string_view kPermitExpired = "serving permit expired";
+constexpr std::string_view kPermitRevoked = "serving permit revoked";
+constexpr std::string_view kNoPermit = "clustered without a serving permit";
 
 Result<std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -94,6 +100,10 @@ Status WebMaster::start() {
   fs::create_directories(fs::path(options_.state_dir) / "logs", ec);
   if (ec) return Error{ec.message(), options_.state_dir, ec.value()};
 
+  auto timer = BoottimeTimer::open(io_);
+  if (!timer) return timer.error();
+  permit_timer_ = std::move(*timer);
+
   auto loaded = config::load_web_config_files(options_.config_paths);
   if (!loaded) return loaded.error();
   auto initial = std::make_shared<const config::WebConfig>(std::move(*loaded));
@@ -120,7 +130,12 @@ Status WebMaster::start() {
     send_state();
   });
 
-  if (auto applied = apply(initial); !applied) return applied;
+  // Unreadable at start: nothing is clustered by the file until a reload
+  // reads it (the agent's permits still make their sites clustered).
+  auto listed = read_clustered_sites(*initial);
+  if (auto applied = apply(initial, listed.value_or(std::set<std::string>{})); !applied) {
+    return applied;
+  }
   return spawn_frontend();
 }
 
@@ -179,7 +194,27 @@ Result<std::map<std::string, UniqueFd>> WebMaster::open_access_logs(
   return files;
 }
 
-Status WebMaster::apply(std::shared_ptr<const config::WebConfig> next) {
+std::optional<std::set<std::string>> WebMaster::read_clustered_sites(
+    const config::WebConfig& config) const {
+  if (options_.clustered_sites_path.empty()) return std::set<std::string>{};
+  std::set<std::string> configured;
+  for (const auto& [name, site] : config.sites) configured.insert(name);
+  auto loaded = load_clustered_sites(options_.clustered_sites_path, configured);
+  if (!loaded) {
+    log_->warn("cannot read the clustered sites, keeping the previous list error=\"{}\"",
+               loaded.error().describe());
+    return std::nullopt;
+  }
+  for (const auto& problem : loaded->problems) log_->warn("clustered sites: {}", problem);
+  std::string names;
+  for (const auto& name : loaded->sites) names += (names.empty() ? "" : ",") + name;
+  log_->info("clustered sites file={} sites={}", options_.clustered_sites_path,
+             names.empty() ? "(none)" : names);
+  return std::move(loaded->sites);
+}
+
+Status WebMaster::apply(std::shared_ptr<const config::WebConfig> next,
+                        const std::optional<std::set<std::string>>& listed) {
   // Everything that can fail happens before anything changes.
   auto pem = read_pem(*next);
   if (!pem) return pem.error();
@@ -188,12 +223,26 @@ Status WebMaster::apply(std::shared_ptr<const config::WebConfig> next) {
   if (!logs) return logs.error();
   if (auto bound = listeners_.prepare(*next); !bound) return bound;
 
-  std::map<std::string, SiteState> sites;
+  // Permits first: a new site that is clustered ignores autoStart, and a
+  // running site that became clustered without a permit stops now.
+  check_permits();
+  std::set<std::string> configured;
+  for (const auto& [name, site] : next->sites) configured.insert(name);
+  permits_.retain(configured);
+  if (listed) permits_.set_listed(*listed);
+  std::map<std::string, SiteStatus> sites;
+  std::vector<std::string> unpermitted;
   for (const auto& [name, site] : next->sites) {
     auto old = sites_.find(name);
-    sites[name] = old != sites_.end()
-                      ? old->second
-                      : (site.auto_start ? SiteState::kStarted : SiteState::kStopped);
+    if (old == sites_.end()) {
+      const bool start = site.auto_start && !permits_.clustered(name);
+      sites[name] = SiteStatus{start ? SiteState::kStarted : SiteState::kStopped, ""};
+    } else if (old->second.state != SiteState::kStopped && !permits_.may_serve(name)) {
+      sites[name] = SiteStatus{SiteState::kStopped, std::string(kNoPermit)};
+      unpermitted.push_back(name);
+    } else {
+      sites[name] = old->second;
+    }
   }
   bool replace_frontend = frontend_ && (frontend_->threads != next->server.threads ||
                                         frontend_->user != next->server.user);
@@ -223,6 +272,12 @@ Status WebMaster::apply(std::shared_ptr<const config::WebConfig> next) {
   }
   listeners_.retain_only(*config_, sent_seq_);
   when_applied([this, epoch = sent_seq_] { listeners_.close_released(epoch); });
+  for (const auto& name : unpermitted) {
+    log_->warn("site stopped: clustered without a serving permit site={}", name);
+    record("site", name, "Stopped", 3, std::string(kNoPermit),
+           "site stopped: it is clustered and holds no serving permit");
+  }
+  watch_permits();
   return {};
 }
 
@@ -234,8 +289,9 @@ Result<ReloadSummary> WebMaster::reload() {
                 loaded.error().describe());
     return loaded.error();
   }
-  if (auto applied = apply(std::make_shared<const config::WebConfig>(std::move(*loaded)));
-      !applied) {
+  auto next = std::make_shared<const config::WebConfig>(std::move(*loaded));
+  auto listed = read_clustered_sites(*next);
+  if (auto applied = apply(next, listed); !applied) {
     record("reload", "", "Failed", -1, "", applied.error().describe());
     log_->error("reload refused, previous configuration keeps serving error=\"{}\"",
                 applied.error().describe());
@@ -251,8 +307,16 @@ Result<ReloadSummary> WebMaster::reload() {
 Status WebMaster::start_site(const std::string& name) {
   auto it = sites_.find(name);
   if (it == sites_.end()) return make_error("site \"{}\" does not exist", name);
-  if (it->second == SiteState::kStarted) return {};
-  it->second = SiteState::kStarted;
+  // A lapse not reported yet must not let the site start (or stay started).
+  check_permits();
+  if (!permits_.may_serve(name)) {
+    return make_error(
+        "site \"{}\" is clustered: it serves only while its group's owner holds a serving "
+        "permit, and it holds none now",
+        name);
+  }
+  if (it->second.state == SiteState::kStarted) return {};
+  it->second = SiteStatus{SiteState::kStarted, ""};
   record("site", name, "Started", 1, "", "site started by administrator");
   send_state();
   return {};
@@ -261,8 +325,8 @@ Status WebMaster::start_site(const std::string& name) {
 Status WebMaster::stop_site(const std::string& name) {
   auto it = sites_.find(name);
   if (it == sites_.end()) return make_error("site \"{}\" does not exist", name);
-  if (it->second == SiteState::kStopped) return {};
-  it->second = SiteState::kStopped;
+  if (it->second.state == SiteState::kStopped) return {};
+  it->second = SiteStatus{SiteState::kStopped, "Disabled"};
   record("site", name, "Stopped", 3, "Disabled", "site stopped by administrator");
   send_state();
   return {};
@@ -270,7 +334,87 @@ Status WebMaster::stop_site(const std::string& name) {
 
 SiteState WebMaster::site_state(const std::string& name) const {
   auto it = sites_.find(name);
-  return it == sites_.end() ? SiteState::kStopped : it->second;
+  return it == sites_.end() ? SiteState::kStopped : it->second.state;
+}
+
+std::string WebMaster::site_reason(const std::string& name) const {
+  auto it = sites_.find(name);
+  return it == sites_.end() ? std::string() : it->second.reason;
+}
+
+Result<PermitStatus> WebMaster::grant_permit(const std::string& name, std::int64_t deadline_ms) {
+  if (sites_.count(name) == 0) return make_error("site \"{}\" does not exist", name);
+  // A lapse the timer has not reported yet is an expiry, whatever comes now.
+  check_permits();
+  const auto grant = permits_.grant(name, deadline_ms);
+  const auto status = permit(name);
+  if (grant.live && !grant.was_live) {
+    log_->info("serving permit granted site={} remaining_ms={}", name,
+               status.remaining_ms.value_or(0));
+    record("permit", name, "Granted", -1, "",
+           fmt::format("serving permit granted for {} ms", status.remaining_ms.value_or(0)));
+  } else if (!grant.live && grant.was_live) {
+    log_->warn("serving permit revoked site={}", name);
+    record("permit", name, "Revoked", -1, "", "serving permit revoked");
+  }
+  // The front end learns the deadline before any state change that follows.
+  send_permits();
+  if (!grant.live) {
+    stop_unpermitted(name, std::string(grant.was_live ? kPermitRevoked : kNoPermit));
+  }
+  watch_permits();
+  return status;
+}
+
+PermitStatus WebMaster::permit(const std::string& name) const {
+  return PermitStatus{permits_.clustered(name), permits_.remaining_ms(name)};
+}
+
+void WebMaster::check_permits() {
+  for (const auto& name : permits_.take_lapsed()) {
+    log_->warn("serving permit expired site={}", name);
+    record("permit", name, "Expired", -1, "", "serving permit expired");
+    stop_unpermitted(name, std::string(kPermitExpired));
+  }
+}
+
+void WebMaster::watch_permits() {
+  if (!permit_timer_) return;
+  auto next = permits_.next_deadline();
+  if (!next) {
+    permit_timer_->cancel();
+    return;
+  }
+  permit_timer_->wait_until(*next, [this] {
+    check_permits();
+    watch_permits();
+  });
+}
+
+void WebMaster::stop_unpermitted(const std::string& name, const std::string& reason) {
+  auto it = sites_.find(name);
+  if (it == sites_.end() || it->second.state == SiteState::kStopped) return;
+  it->second = SiteStatus{SiteState::kStopped, reason};
+  log_->warn("site stopped site={} reason=\"{}\"", name, reason);
+  record("site", name, "Stopped", 3, reason, fmt::format("site stopped: {}", reason));
+  send_state();
+}
+
+void WebMaster::send_permits() {
+  protocol::PermitsMessage message;
+  message.deadlines = permits_.deadlines();
+  const auto text = protocol::encode(message);
+  // Draining front ends still serve open connections: they follow the
+  // permits too, so a renewal keeps them and a revocation reaches them.
+  auto send = [&](Frontend& frontend) {
+    if (!frontend.channel) return;
+    if (auto sent = frontend.channel->send(text); !sent) {
+      log_->error("cannot send permits to the front end pid={} error=\"{}\"", frontend.pid,
+                  sent.error().describe());
+    }
+  };
+  if (frontend_) send(*frontend_);
+  for (auto& old : retiring_) send(*old);
 }
 
 void WebMaster::reopen_logs() {
@@ -311,7 +455,7 @@ std::vector<protocol::PoolView> WebMaster::pool_views() const {
 
 std::map<std::string, bool> WebMaster::site_flags() const {
   std::map<std::string, bool> flags;
-  for (const auto& [name, state] : sites_) flags[name] = state == SiteState::kStarted;
+  for (const auto& [name, site] : sites_) flags[name] = site.state == SiteState::kStarted;
   return flags;
 }
 
@@ -331,6 +475,7 @@ void WebMaster::send_config(Frontend& frontend) {
   message.pem = pem_;
   message.sites_started = site_flags();
   message.pools = pool_views();
+  message.permits = permits_.deadlines();
   message.seq = ++sent_seq_;
   if (auto sent = frontend.channel->send(protocol::encode(message), fds); !sent) {
     log_->error("cannot send configuration to the front end error=\"{}\"", sent.error().describe());

@@ -9,9 +9,12 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "base/boottime.h"
+#include "base/boottime_timer.h"
 #include "base/clock.h"
 #include "base/process.h"
 #include "base/result.h"
@@ -20,6 +23,7 @@
 #include "web/control_channel.h"
 #include "web/event_log.h"
 #include "web/listeners.h"
+#include "web/permit_table.h"
 #include "web/protocol.h"
 
 namespace clusweb::web {
@@ -31,11 +35,22 @@ struct WebServiceOptions {
   std::string executable;                      // this binary, to start the front end
   std::string log_level = "info";
   std::chrono::milliseconds drain_grace{10'000};  // graceful stop of the front end
+  // One site name per line: sites that are clustered from the start (they
+  // never start on their own); read at start and on every reload. Empty: none.
+  std::string clustered_sites_path;
 };
 
 // IIS site states.
 enum class SiteState { kStarting = 0, kStarted = 1, kStopping = 2, kStopped = 3 };
 std::string_view to_string(SiteState state);
+
+// A site's serving permit as the admin API shows it.
+struct PermitStatus {
+  bool clustered = false;
+  // Milliseconds left, 0 once expired or revoked; nullopt when the site never
+  // had a permit.
+  std::optional<std::int64_t> remaining_ms;
+};
 
 struct ReloadSummary {
   std::uint64_t generation = 0;
@@ -58,8 +73,17 @@ class WebMaster {
   // Parses, validates and swaps in the configuration; a bad one changes
   // nothing and the error says what and where.
   Result<ReloadSummary> reload();
+  // A clustered site starts only while it holds a live serving permit.
   Status start_site(const std::string& name);
   Status stop_site(const std::string& name);
+  // Grants or renews the serving permit of site `name` until `deadline_ms`, an
+  // absolute CLOCK_BOOTTIME time in ms; a deadline that is not in the future
+  // revokes it and stops the site at once. The site is clustered from then on
+  // (until it leaves the configuration). When a permit lapses the site stops
+  // with reason "serving permit expired"; the front end enforces the same
+  // deadline on its own, so a hung master cannot extend it.
+  Result<PermitStatus> grant_permit(const std::string& name, std::int64_t deadline_ms);
+  PermitStatus permit(const std::string& name) const;
   // Reopens every access log (log rotation) and hands the files over.
   void reopen_logs();
   // Graceful stop: front end drains, pools stop; then `done`.
@@ -75,6 +99,9 @@ class WebMaster {
   // `timeout`); true when it does.
   boost::asio::awaitable<bool> wait_applied(std::chrono::milliseconds timeout);
   SiteState site_state(const std::string& name) const;
+  // Why the site is in its state ("serving permit expired", "Disabled"); empty
+  // when there is nothing to say.
+  std::string site_reason(const std::string& name) const;
   pid_t frontend_pid() const { return frontend_ ? frontend_->pid : 0; }
   std::int64_t started_at_unix_ms() const { return started_at_unix_ms_; }
 
@@ -94,7 +121,11 @@ class WebMaster {
   Status check_tls(const config::WebConfig& config,
                    const std::map<std::string, std::string>& pem) const;
   Result<std::map<std::string, UniqueFd>> open_access_logs(const config::WebConfig& config) const;
-  Status apply(std::shared_ptr<const config::WebConfig> next);
+  // `listed`: the sites of the clustered-sites file, or nullopt to keep the
+  // previous list (the file could not be read).
+  Status apply(std::shared_ptr<const config::WebConfig> next,
+               const std::optional<std::set<std::string>>& listed);
+  std::optional<std::set<std::string>> read_clustered_sites(const config::WebConfig& config) const;
   Status spawn_frontend();
   void send_config(Frontend& frontend);
   void send_state();
@@ -102,6 +133,13 @@ class WebMaster {
   void on_frontend_exit(pid_t pid, int wait_status);
   std::vector<protocol::PoolView> pool_views() const;
   std::map<std::string, bool> site_flags() const;
+  void send_permits();
+  // Acts on lapsed permits: their sites stop.
+  void check_permits();
+  // Waits on CLOCK_BOOTTIME for the next deadline, then check_permits().
+  void watch_permits();
+  // Stops site `name` when it runs, for want of a live permit.
+  void stop_unpermitted(const std::string& name, const std::string& reason);
   void record(std::string type, std::string name, std::string state, int code, std::string reason,
               std::string message);
 
@@ -116,7 +154,14 @@ class WebMaster {
   std::shared_ptr<const config::WebConfig> config_;
   std::map<std::string, std::string> pem_;
   std::map<std::string, UniqueFd> access_logs_;
-  std::map<std::string, SiteState> sites_;
+  struct SiteStatus {
+    SiteState state = SiteState::kStopped;
+    std::string reason;
+  };
+  std::map<std::string, SiteStatus> sites_;
+  // Serving permits of the clustered sites, on CLOCK_BOOTTIME.
+  PermitTable permits_{boottime_now_ms};
+  std::unique_ptr<BoottimeTimer> permit_timer_;
   std::uint64_t generation_ = 0;
   std::uint64_t applied_generation_ = 0;
   std::unique_ptr<Frontend> frontend_;

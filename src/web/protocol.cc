@@ -55,7 +55,8 @@ std::string encode(const ConfigMessage& m) {
          {"accessLogs", m.access_logs},
          {"pem", m.pem},
          {"sites", m.sites_started},
-         {"pools", pools_to_json(m.pools)}};
+         {"pools", pools_to_json(m.pools)},
+         {"permits", m.permits}};
   return j.dump();
 }
 
@@ -94,6 +95,10 @@ std::string encode(const AppliedMessage& m) {
       .dump();
 }
 
+std::string encode(const PermitsMessage& m) {
+  return json{{"type", "permits"}, {"deadlines", m.deadlines}}.dump();
+}
+
 std::string encode_stats_request(std::uint64_t id) {
   return json{{"type", "stats-request"}, {"id", id}}.dump();
 }
@@ -121,6 +126,7 @@ Result<ConfigMessage> decode_config(const std::string& text) {
     m.pem = j.at("pem").get<std::map<std::string, std::string>>();
     m.sites_started = j.at("sites").get<std::map<std::string, bool>>();
     m.pools = pools_from_json(j.at("pools"));
+    m.permits = j.at("permits").get<std::map<std::string, std::int64_t>>();
     return m;
   });
 }
@@ -164,6 +170,14 @@ Result<AppliedMessage> decode_applied(const std::string& text) {
     m.generation = j.at("generation").get<std::uint64_t>();
     m.seq = j.at("seq").get<std::uint64_t>();
     m.problems = j.at("problems").get<std::vector<std::string>>();
+    return m;
+  });
+}
+
+Result<PermitsMessage> decode_permits(const std::string& text) {
+  return parse<PermitsMessage>(text, [](const json& j) {
+    PermitsMessage m;
+    m.deadlines = j.at("deadlines").get<std::map<std::string, std::int64_t>>();
     return m;
   });
 }

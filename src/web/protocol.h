@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -31,6 +32,14 @@ struct ConfigMessage {
   std::map<std::string, std::string> pem;     // file path -> contents (certificates, keys)
   std::map<std::string, bool> sites_started;  // site name -> started
   std::vector<PoolView> pools;
+  std::map<std::string, std::int64_t> permits;  // as PermitsMessage::deadlines
+};
+
+// Master -> front end: the serving permits changed. Every clustered site ->
+// the CLOCK_BOOTTIME deadline (ms) of its permit, 0 when it has none; a site
+// not named is not clustered. The front end enforces the deadlines itself.
+struct PermitsMessage {
+  std::map<std::string, std::int64_t> deadlines;
 };
 
 // Master -> front end: site states and pools changed, configuration did not.
@@ -71,6 +80,7 @@ std::string encode(const ConfigMessage& message);
 std::string encode(const StateMessage& message);
 std::string encode(const StatsMessage& message);
 std::string encode(const AppliedMessage& message);
+std::string encode(const PermitsMessage& message);
 std::string encode_stats_request(std::uint64_t id);
 std::string encode_reopen_logs(const std::vector<std::string>& sites);
 std::string encode_shutdown(std::int64_t grace_ms);
@@ -81,6 +91,7 @@ Result<ConfigMessage> decode_config(const std::string& json);
 Result<StateMessage> decode_state(const std::string& json);
 Result<StatsMessage> decode_stats(const std::string& json);
 Result<AppliedMessage> decode_applied(const std::string& json);
+Result<PermitsMessage> decode_permits(const std::string& json);
 Result<std::uint64_t> decode_stats_request(const std::string& json);
 Result<std::vector<std::string>> decode_reopen_logs(const std::string& json);
 Result<std::int64_t> decode_shutdown(const std::string& json);

@@ -323,6 +323,8 @@ class WebService:
             os.chmod(folder, 0o755)
         self.log_path = os.path.join(self.dir, "clusweb-web.log")
         self.socket_path = os.path.join(self.run_dir, "web.sock")
+        # More arguments for `clusweb web` (e.g. --clustered-sites FILE), set before start().
+        self.extra_args = []
         self.proc = None
         self._log_file = None
         # pid -> start time, for every process seen as ours (so a reused pid is not blamed).
@@ -370,7 +372,7 @@ class WebService:
         self._log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [BIN, "web", "-f", self.config_dir, "--run-dir", self.run_dir, "--state-dir",
-             self.state_dir, "--log-level", log_level],
+             self.state_dir, "--log-level", log_level, *self.extra_args],
             stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
             start_new_session=True)
         self._track(self.proc.pid)

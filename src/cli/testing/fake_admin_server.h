@@ -1,8 +1,9 @@
 #pragma once
 
-// A stand-in for the web service's admin API, for tests of the CLI: a synchronous Beast server
-// on a unix socket (`<temp dir>/web.sock`) that answers each connection with the reply its
-// handler returns and records the requests. One connection at a time, one request each.
+// A stand-in for the web service's admin API or the agent's API, for tests of the CLI: a
+// synchronous Beast server on a unix socket (`<temp dir>/web.sock` unless another name is
+// given) that answers each connection with the reply its handler returns and records the
+// requests. One connection at a time, one request each.
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -53,11 +54,12 @@ class FakeAdminServer {
 
   using Handler = std::function<Reply(const Request&)>;
 
-  explicit FakeAdminServer(Handler handler) : handler_(std::move(handler)) {
+  explicit FakeAdminServer(Handler handler, const std::string& socket_name = "web.sock")
+      : handler_(std::move(handler)) {
     std::string pattern = (std::filesystem::temp_directory_path() / "clusweb-cli-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     directory_ = pattern;
-    socket_path_ = directory_ + "/web.sock";
+    socket_path_ = directory_ + "/" + socket_name;
     acceptor_.open();
     acceptor_.bind(Protocol::endpoint(socket_path_));
     acceptor_.listen();

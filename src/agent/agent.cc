@@ -1,0 +1,871 @@
+#include "agent/agent.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "base/log.h"
+#include "cluster/placement.h"
+
+namespace clusweb::agent {
+
+namespace asio = boost::asio;
+using cluster::StoreKeys;
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> log_() { return logger("agent"); }
+
+std::string format_time(std::chrono::system_clock::time_point at) {
+  const auto ms = std::chrono::duration_cast<milliseconds>(at.time_since_epoch()).count();
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03}Z", text, ms % 1000);
+}
+
+std::optional<std::chrono::system_clock::time_point> parse_time(const std::string& text) {
+  std::tm tm{};
+  const char* rest = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (rest == nullptr) return std::nullopt;
+  int millis = 0;
+  if (*rest == '.') millis = std::atoi(rest + 1);
+  const std::time_t seconds = timegm(&tm);
+  return std::chrono::system_clock::from_time_t(seconds) + milliseconds(millis);
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string_view outcome_name(cluster::Outcome outcome) {
+  switch (outcome) {
+    case cluster::Outcome::kOnline:
+      return "online";
+    case cluster::Outcome::kOffline:
+      return "offline";
+    case cluster::Outcome::kTerminated:
+      return "terminated";
+    case cluster::Outcome::kFailover:
+      return "failover";
+  }
+  return "unknown";
+}
+
+// Plain text for the web service (one site per line), replaced atomically.
+Status write_plain_file(const std::filesystem::path& path, const std::string& contents) {
+  const std::filesystem::path temporary = path.string() + ".tmp";
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return errno_error("open", temporary.string());
+  const bool written =
+      ::write(fd, contents.data(), contents.size()) == static_cast<ssize_t>(contents.size()) &&
+      ::fsync(fd) == 0;
+  ::close(fd);
+  if (!written || ::rename(temporary.c_str(), path.c_str()) != 0) {
+    return errno_error("write", path.string());
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string encode(const LoggedEvent& event) {
+  json out = {{"time", format_time(event.time)}, {"node", event.node}, {"group", event.group},
+              {"resource", event.resource},      {"what", event.what}, {"why", event.why}};
+  return out.dump();
+}
+
+Result<LoggedEvent> decode_event(std::string_view text, uint64_t sequence) {
+  json in = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!in.is_object()) return make_error("event {} is not a JSON object", sequence);
+  LoggedEvent event;
+  event.sequence = sequence;
+  auto text_of = [&](const char* name) {
+    auto it = in.find(name);
+    return it != in.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (auto at = parse_time(text_of("time"))) event.time = *at;
+  event.node = text_of("node");
+  event.group = text_of("group");
+  event.resource = text_of("resource");
+  event.what = text_of("what");
+  event.why = text_of("why");
+  return event;
+}
+
+Agent::Agent(asio::any_io_executor executor, store::Store& store, Liveness& liveness,
+             ResourceFactory factory, const Clock& clock, AgentOptions options)
+    : executor_(std::move(executor)),
+      store_(store),
+      liveness_(liveness),
+      factory_(std::move(factory)),
+      clock_(clock),
+      options_(std::move(options)),
+      keys_(options_.cluster),
+      core_(cluster::NodeCoreOptions{options_.node, options_.ttl, {"website", "ip"}}),
+      wakeup_(executor_) {}
+
+Agent::~Agent() { *alive_ = false; }
+
+// --- the store's keys ---
+
+asio::awaitable<Status> Agent::load() {
+  auto all = co_await store_.range(store::Range(keys_.root(), /*prefix_in=*/true));
+  if (!all.ok()) co_return all.error();
+  snapshot_.clear();
+  for (store::KeyValue& kv : all->kvs) snapshot_[kv.key] = std::move(kv);
+  revision_ = all->revision;
+  co_return Status{};
+}
+
+asio::awaitable<void> Agent::follow() {
+  auto alive = alive_;
+  while (*alive && !stopping_) {
+    store::WatchOptions options(keys_.root(), /*prefix_in=*/true);
+    options.start_revision = revision_ + 1;
+    auto watch = co_await store_.watch(options);
+    if (!*alive) co_return;
+    if (!watch.ok()) {
+      log_()->warn("cannot watch the cluster's keys: {}", watch.error().describe());
+      asio::steady_timer pause(executor_, milliseconds(500));
+      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    while (*alive && !stopping_) {
+      auto batch = co_await (*watch)->next();
+      if (!*alive) co_return;
+      if (!batch.ok()) {
+        if (store::code_of(batch.error()) == store::Code::kCompacted) {
+          // History is gone: read everything again.
+          for (;;) {
+            Status loaded = co_await load();
+            if (!*alive) co_return;
+            if (loaded.ok()) break;
+            asio::steady_timer pause(executor_, milliseconds(500));
+            co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+          }
+          changed();
+        } else {
+          log_()->warn("watch of the cluster's keys ended: {}", batch.error().describe());
+        }
+        break;
+      }
+      apply(*batch);
+      changed();
+    }
+  }
+}
+
+void Agent::apply(const store::WatchBatch& batch) {
+  for (const store::WatchEvent& event : batch.events) {
+    if (event.type == store::WatchEvent::Type::kPut) {
+      snapshot_[event.kv.key] = event.kv;
+    } else {
+      snapshot_.erase(event.kv.key);
+    }
+    revision_ = std::max(revision_, event.kv.mod_revision);
+  }
+  revision_ = std::max(revision_, batch.revision);
+}
+
+cluster::ClusterView Agent::view() const {
+  cluster::ClusterView view;
+  view.revision = revision_;
+  for (auto it = snapshot_.lower_bound(keys_.groups());
+       it != snapshot_.end() && it->first.starts_with(keys_.groups()); ++it) {
+    auto name = StoreKeys::name_under(keys_.groups(), it->first);
+    if (!name) continue;
+    auto spec = cluster::decode_group(it->second.value, it->first);
+    if (!spec.ok()) continue;  // reported by changed()
+    view.groups[std::string(*name)] = std::move(*spec);
+  }
+  for (auto it = snapshot_.lower_bound(keys_.placements());
+       it != snapshot_.end() && it->first.starts_with(keys_.placements()); ++it) {
+    auto name = StoreKeys::name_under(keys_.placements(), it->first);
+    auto value = cluster::decode_placement(it->second.value, it->first);
+    if (!name || !value.ok() || value->node.empty()) continue;
+    view.placement[std::string(*name)] =
+        cluster::PlacementRecord{value->node, it->second.mod_revision};
+  }
+  for (auto it = snapshot_.lower_bound(keys_.owners());
+       it != snapshot_.end() && it->first.starts_with(keys_.owners()); ++it) {
+    auto name = StoreKeys::name_under(keys_.owners(), it->first);
+    if (!name) continue;
+    view.owners[std::string(*name)] =
+        cluster::OwnerRecord{it->second.value, it->second.create_revision};
+  }
+  return view;
+}
+
+void Agent::changed() {
+  for (auto it = snapshot_.lower_bound(keys_.groups());
+       it != snapshot_.end() && it->first.starts_with(keys_.groups()); ++it) {
+    auto spec = cluster::decode_group(it->second.value, it->first);
+    const std::string marker = fmt::format("{}@{}", it->first, it->second.mod_revision);
+    if (!spec.ok() && warned_bad_keys_.insert(marker).second) {
+      log_()->error("ignoring a group the agent cannot read: {}", spec.error().describe());
+    }
+  }
+  write_clustered_sites();
+  if (lease_ != 0) {
+    step(cluster::ViewChanged{view()});
+    coordinate();
+  }
+  for (const auto& listener : listeners_) listener();
+}
+
+void Agent::write_clustered_sites() {
+  if (options_.clustered_sites_file.empty()) return;
+  std::set<std::string> sites;
+  for (const auto& [name, spec] : view().groups) {
+    for (const cluster::ResourceSpec& resource : spec.resources) {
+      if (resource.type != "website") continue;
+      auto site = resource.parameters.find("site");
+      if (site != resource.parameters.end()) sites.insert(site->second);
+    }
+  }
+  std::string contents =
+      "# Sites of clustered groups: served only with a permit from the cluster agent.\n";
+  for (const std::string& site : sites) contents += site + "\n";
+  if (contents == clustered_sites_written_) return;
+  if (Status written = write_plain_file(options_.clustered_sites_file, contents); !written.ok()) {
+    log_()->error("{}", written.error().describe());
+    return;
+  }
+  clustered_sites_written_ = contents;
+}
+
+// --- start-up ---
+
+asio::awaitable<Status> Agent::run() {
+  auto alive = alive_;
+  for (int attempt = 0;; ++attempt) {
+    Status loaded = co_await load();
+    if (!*alive) co_return Status{};
+    if (loaded.ok()) break;
+    if (attempt % 10 == 0) {
+      log_()->warn("cannot read the cluster's keys yet: {}", loaded.error().describe());
+    }
+    asio::steady_timer pause(executor_, milliseconds(500));
+    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  write_clustered_sites();
+  if (options_.loaded) options_.loaded();
+  co_await startup_probe();
+  if (!*alive) co_return Status{};
+  asio::co_spawn(executor_, follow(), asio::detached);
+
+  Liveness::Callbacks callbacks;
+  callbacks.joined = [this, alive](int64_t lease, Clock::TimePoint deadline) {
+    if (!*alive || stopping_) return;
+    lease_ = lease;
+    deadline_ = deadline;
+    record("", "", "joined", fmt::format("lease {:x}", lease));
+    step(cluster::Joined{lease, deadline});
+    step(cluster::ViewChanged{view()});
+    coordinate();
+  };
+  callbacks.renewed = [this, alive](Clock::TimePoint deadline) {
+    if (!*alive) return;
+    deadline_ = std::max(deadline_, deadline);
+    step(cluster::Renewed{deadline});
+    for (auto& [key, resource] : resources_) resource->renewed(deadline_);
+    // Re-checked on every renewal, so a lost placement write is retried even
+    // when nothing else changes.
+    coordinate();
+  };
+  callbacks.lost = [this, alive](std::string reason) {
+    if (!*alive) return;
+    step(cluster::LeaseLost{std::move(reason)});
+  };
+  liveness_.start(std::move(callbacks));
+  co_return Status{};
+}
+
+asio::awaitable<void> Agent::startup_probe() {
+  // Nothing may run here without ownership (Safety 8): every resource this
+  // node could host is terminated before the node takes part.
+  const cluster::ClusterView current = view();
+  for (const auto& [name, spec] : current.groups) {
+    if (!cluster::allows(spec, options_.node)) continue;
+    std::vector<int> order = cluster::dependency_order(spec);
+    std::reverse(order.begin(), order.end());
+    for (int index : order) {
+      const cluster::ResourceSpec& resource_spec = spec.resources[index];
+      auto resource = factory_(name, resource_spec);
+      if (!resource.ok()) {
+        log_()->warn("start-up probe: {}/{}: {}", name, resource_spec.name,
+                     resource.error().describe());
+        continue;
+      }
+      resources::CallContext context =
+          context_for(name, 0, resource_spec, resource_spec.policy.terminate_timeout);
+      resources::CallResult result = co_await (*resource)->call(cluster::Verb::kTerminate, context);
+      log_()->info("start-up probe: terminated {}/{}: {}", name, resource_spec.name,
+                   result.ok ? "ok" : result.detail);
+    }
+  }
+}
+
+// --- the node core ---
+
+void Agent::step(const cluster::NodeEvent& event) {
+  std::vector<cluster::NodeAction> actions = core_.step(event, clock_.now());
+  for (const cluster::NodeAction& action : actions) act(action);
+  drop_resources();
+  schedule_wakeup();
+}
+
+void Agent::schedule_wakeup() {
+  auto when = core_.next_wakeup();
+  if (!when) {
+    wakeup_.cancel();
+    return;
+  }
+  const Clock::Duration wait = std::max(*when - clock_.now(), Clock::Duration(0));
+  wakeup_.expires_after(wait);
+  auto alive = alive_;
+  wakeup_.async_wait([this, alive](boost::system::error_code ec) {
+    if (ec || !*alive) return;
+    step(cluster::NodeTimer{});
+  });
+}
+
+void Agent::act(const cluster::NodeAction& action) {
+  if (const auto* acquire = std::get_if<cluster::AcquireOwnership>(&action)) {
+    asio::co_spawn(executor_, this->acquire(acquire->group, lease_), asio::detached);
+  } else if (const auto* release = std::get_if<cluster::ReleaseOwnership>(&action)) {
+    cluster::ReleaseOwnership copy = *release;
+    asio::co_spawn(executor_, this->release(std::move(copy)), asio::detached);
+  } else if (const auto* call = std::get_if<cluster::ResourceCall>(&action)) {
+    cluster::ResourceCall copy = *call;
+    asio::co_spawn(executor_, run_call(std::move(copy)), asio::detached);
+  } else if (const auto* event = std::get_if<cluster::GroupEvent>(&action)) {
+    on_group_event(*event);
+  } else if (const auto* fence = std::get_if<cluster::Fence>(&action)) {
+    record("", "", "fenced", fence->reason);
+    log_()->error("fencing: {}; terminating every owned group", fence->reason);
+  } else if (std::holds_alternative<cluster::Rejoin>(action)) {
+    lease_ = 0;
+    record("", "", "rejoining", "fencing finished; joining again with a new lease");
+    if (!stopping_) liveness_.rejoin();
+  }
+}
+
+asio::awaitable<void> Agent::acquire(std::string group, int64_t lease) {
+  auto alive = alive_;
+  const std::string owner_key = keys_.owner(group);
+  const std::string released_key = keys_.released(group);
+  store::Txn take({store::Compare::absent(owner_key)},
+                  {store::Put(owner_key, options_.node, lease), store::Range(released_key),
+                   store::Delete(released_key)});
+  auto result = co_await store_.txn(std::move(take));
+  if (!*alive) co_return;
+  cluster::AcquireDone done;
+  done.group = group;
+  if (result.ok()) {
+    done.acquired = result->succeeded;
+    if (done.acquired) {
+      done.token = result->revision;
+      const auto& marker = std::get<store::RangeResult>(result->results[1]);
+      done.after_expiry = marker.kvs.empty();
+    }
+  } else {
+    // The reply was lost: read back; the key is ours if it carries our lease.
+    auto owner = co_await store::get(store_, owner_key);
+    if (!*alive) co_return;
+    if (owner.ok() && owner->has_value() && (*owner)->lease == lease) {
+      done.acquired = true;
+      done.token = (*owner)->create_revision;
+      done.after_expiry = true;  // unknown: take the slow path
+    }
+  }
+  if (done.acquired) {
+    record(group, "", "acquired",
+           done.after_expiry ? "ownership taken over from an expired or absent owner"
+                             : "ownership taken after a graceful release",
+           done.token);
+  }
+  step(done);
+}
+
+asio::awaitable<void> Agent::release(cluster::ReleaseOwnership release) {
+  auto alive = alive_;
+  const std::string owner_key = keys_.owner(release.group);
+  json status = {{"node", options_.node},
+                 {"token", release.token},
+                 {"state", release.failover_reason ? "Failed" : "Offline"},
+                 {"updated", format_time(clock_.wall_now())}};
+  if (const cluster::GroupController* controller = core_.controller(release.group)) {
+    json resources = json::array();
+    const cluster::GroupSpec& spec = controller->spec();
+    for (size_t r = 0; r < spec.resources.size(); ++r) {
+      resources.push_back({{"name", spec.resources[r].name},
+                           {"type", spec.resources[r].type},
+                           {"state", to_string(controller->state(static_cast<int>(r)))},
+                           {"restarts", controller->restart_count(static_cast<int>(r))},
+                           {"lastError", controller->last_error(static_cast<int>(r))}});
+    }
+    status["resources"] = resources;
+  }
+  for (int attempt = 0; *alive; ++attempt) {
+    std::vector<store::Operation> writes{store::Delete(owner_key),
+                                         store::Put(keys_.status(release.group), status.dump())};
+    if (release.resources_stopped) {
+      writes.emplace_back(store::Put(keys_.released(release.group), std::to_string(release.token)));
+    }
+    if (release.failover_reason) {
+      cluster::FailureHistory history;
+      if (auto it = snapshot_.find(keys_.failures(release.group)); it != snapshot_.end()) {
+        if (auto read = cluster::decode_failures(it->second.value, it->first); read.ok()) {
+          history = std::move(*read);
+        }
+      }
+      history.entries.push_back(cluster::FailureHistory::Entry{
+          cluster::FailoverRecord{options_.node, clock_.wall_now()}, *release.failover_reason});
+      history.trim(clock_.wall_now(), std::chrono::hours(24));
+      writes.emplace_back(store::Put(keys_.failures(release.group), encode(history)));
+    }
+    store::Txn give_back(
+        {store::Compare::create_revision_is(owner_key, store::Compare::Op::kEqual, release.token)},
+        std::move(writes));
+    auto result = co_await store_.txn(std::move(give_back));
+    if (!*alive) co_return;
+    if (result.ok()) {
+      record(release.group, "", release.failover_reason ? "failed-over" : "released",
+             release.failover_reason.value_or(release.resources_stopped
+                                                  ? "resources stopped; ownership released"
+                                                  : "released before starting anything"));
+      break;
+    }
+    // Retried until the store answers: a lost release would leave the group
+    // owned by a node that no longer runs it (until our lease ends).
+    if (attempt % 10 == 0) {
+      log_()->warn("releasing {} failed: {}; retrying", release.group, result.error().describe());
+    }
+    asio::steady_timer pause(executor_, milliseconds(200));
+    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  if (!*alive) co_return;
+  step(cluster::ReleaseDone{release.group, release.token});
+}
+
+resources::CallContext Agent::context_for(const std::string& group, int64_t token,
+                                          const cluster::ResourceSpec& spec,
+                                          std::chrono::milliseconds timeout) const {
+  resources::CallContext context;
+  context.resource = spec.name;
+  context.group = group;
+  context.node = options_.node;
+  context.fencing_token = token;
+  context.parameters = spec.parameters;
+  context.timeout = timeout;
+  context.fencing_deadline = [this, alive = alive_] {
+    return *alive ? deadline_ : Clock::TimePoint{};
+  };
+  context.clock = &clock_;
+  return context;
+}
+
+resources::Resource* Agent::resource_for(const ResourceKey& key, std::string& error) {
+  auto it = resources_.find(key);
+  if (it != resources_.end()) return it->second.get();
+  const cluster::GroupController* controller = core_.controller(key.group);
+  if (controller == nullptr) {
+    error = "the group is no longer owned here";
+    return nullptr;
+  }
+  auto made = factory_(key.group, controller->spec().resources[key.resource]);
+  if (!made.ok()) {
+    error = made.error().describe();
+    return nullptr;
+  }
+  return resources_.emplace(key, std::move(*made)).first->second.get();
+}
+
+asio::awaitable<void> Agent::run_call(cluster::ResourceCall call) {
+  auto alive = alive_;
+  const cluster::GroupController* controller = core_.controller(call.group);
+  cluster::CallFinished finished;
+  finished.call_id = call.call.call_id;
+  std::string resource_name;
+  if (controller != nullptr) {
+    const cluster::ResourceSpec& spec = controller->spec().resources[call.call.resource];
+    resource_name = spec.name;
+    std::string error;
+    ResourceKey key{call.group, call.token, call.call.resource};
+    resources::Resource* resource = resource_for(key, error);
+    if (resource == nullptr) {
+      finished.detail = error;
+    } else {
+      resources::CallContext context = context_for(call.group, call.token, spec, call.call.timeout);
+      in_flight_[key] += 1;
+      resources::CallResult result = co_await resource->call(call.call.verb, context);
+      if (!*alive) co_return;
+      in_flight_[key] -= 1;
+      finished.ok = result.ok;
+      finished.timed_out = result.timed_out;
+      finished.detail = result.detail;
+      // Polls that pass say nothing worth keeping: their output goes to the
+      // event log only when they fail.
+      const bool poll =
+          call.call.verb == cluster::Verb::kLooksAlive || call.call.verb == cluster::Verb::kIsAlive;
+      if (!poll || !result.ok) {
+        const size_t shown = std::min<size_t>(result.output.size(), 20);
+        for (size_t line = 0; line < shown; ++line) {
+          record(call.group, spec.name, "output", result.output[line], call.token);
+        }
+      }
+    }
+  } else {
+    finished.detail = "the group is no longer owned here";
+  }
+  log_()->debug("call {} {}/{} token={} ok={} {}", to_string(call.call.verb), call.group,
+                resource_name, call.token, finished.ok, finished.detail);
+  step(cluster::GroupCallFinished{call.group, call.token, std::move(finished)});
+}
+
+void Agent::drop_resources() {
+  // Resource objects of ownerships that ended, once no call of theirs runs.
+  const std::vector<std::string> owned = core_.owned_groups();
+  for (auto it = resources_.begin(); it != resources_.end();) {
+    const bool still_owned = std::find(owned.begin(), owned.end(), it->first.group) != owned.end();
+    auto running = in_flight_.find(it->first);
+    const bool busy = running != in_flight_.end() && running->second > 0;
+    if (!still_owned && !busy) {
+      it->second->unwatch();
+      in_flight_.erase(it->first);
+      it = resources_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Agent::watch_resource(const std::string& group, int64_t token, int index, bool online) {
+  auto it = resources_.find(ResourceKey{group, token, index});
+  if (it == resources_.end()) return;
+  if (!online) {
+    it->second->unwatch();
+    return;
+  }
+  // Failures the resource sees by itself (a worker exited) are checked at
+  // once instead of at the next poll; only for this very ownership.
+  it->second->watch(executor_, [this, alive = alive_, group, token, index](std::string reason) {
+    if (!*alive || !resources_.contains(ResourceKey{group, token, index})) return;
+    step(cluster::GroupResourceLooksDead{group,
+                                         cluster::ResourceLooksDead{index, std::move(reason)}});
+  });
+}
+
+void Agent::on_group_event(const cluster::GroupEvent& event) {
+  const cluster::GroupController* controller = core_.controller(event.group);
+  if (const auto* change = std::get_if<cluster::ResourceChanged>(&event.what)) {
+    std::string name;
+    if (controller != nullptr) name = controller->spec().resources[change->resource].name;
+    record(event.group, name, lower(to_string(change->to)), change->reason, event.token);
+    watch_resource(event.group, event.token, change->resource,
+                   change->to == cluster::ResourceState::kOnline);
+  } else if (const auto* outcome = std::get_if<cluster::GroupOutcome>(&event.what)) {
+    record(event.group, "", std::string(outcome_name(outcome->outcome)), outcome->reason,
+           event.token);
+  }
+  status_dirty_.insert(event.group);
+  if (!status_writes_.contains(event.group)) {
+    asio::co_spawn(executor_, write_status(event.group, event.token), asio::detached);
+  }
+}
+
+asio::awaitable<void> Agent::write_status(std::string group, int64_t token) {
+  auto alive = alive_;
+  status_writes_.insert(group);
+  while (*alive && status_dirty_.erase(group) > 0) {
+    const cluster::GroupController* controller = core_.controller(group);
+    if (controller == nullptr) break;
+    json resources = json::array();
+    const cluster::GroupSpec& spec = controller->spec();
+    for (size_t r = 0; r < spec.resources.size(); ++r) {
+      const int index = static_cast<int>(r);
+      resources.push_back({{"name", spec.resources[r].name},
+                           {"type", spec.resources[r].type},
+                           {"state", to_string(controller->state(index))},
+                           {"restarts", controller->restart_count(index)},
+                           {"lastError", controller->last_error(index)}});
+    }
+    json status = {{"node", options_.node},
+                   {"token", token},
+                   {"state", to_string(controller->group_status())},
+                   {"resources", resources},
+                   {"updated", format_time(clock_.wall_now())}};
+    store::Txn write(
+        {store::Compare::create_revision_is(keys_.owner(group), store::Compare::Op::kEqual, token)},
+        {store::Put(keys_.status(group), status.dump())});
+    auto result = co_await store_.txn(std::move(write));
+    if (!*alive) co_return;
+    if (result.ok() && !result->succeeded) break;   // no longer ours: the next owner writes
+    if (!result.ok()) status_dirty_.insert(group);  // retried below
+    if (!result.ok()) {
+      asio::steady_timer pause(executor_, milliseconds(200));
+      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (!*alive) co_return;
+    }
+  }
+  status_writes_.erase(group);
+}
+
+// --- the event log ---
+
+void Agent::record(std::string group, std::string resource, std::string what, std::string why,
+                   int64_t token) {
+  LoggedEvent event;
+  event.time = clock_.wall_now();
+  event.node = options_.node;
+  event.group = std::move(group);
+  event.resource = std::move(resource);
+  event.what = std::move(what);
+  event.why = std::move(why);
+  log_()->info("event {}{}{} {}: {}", event.group.empty() ? "node" : "group=" + event.group,
+               event.resource.empty() ? "" : " resource=", event.resource, event.what, event.why);
+  events_.push_back(PendingEvent{std::move(event), token});
+  if (!draining_events_) asio::co_spawn(executor_, drain_events(), asio::detached);
+}
+
+asio::awaitable<void> Agent::drain_events() {
+  auto alive = alive_;
+  draining_events_ = true;
+  int failures = 0;
+  while (*alive && !events_.empty()) {
+    PendingEvent& pending = events_.front();
+    // The next sequence: from our last write, or from the snapshot.
+    uint64_t next = 1;
+    store::Revision next_mod = 0;
+    if (auto it = snapshot_.find(keys_.events_next()); it != snapshot_.end()) {
+      next = std::strtoull(it->second.value.c_str(), nullptr, 10);
+      next_mod = it->second.mod_revision;
+    }
+    if (next_mod < events_next_mod_) {
+      next = events_next_;
+      next_mod = events_next_mod_;
+    }
+    pending.event.sequence = next;
+    std::vector<store::Compare> compare{
+        store::Compare::mod_revision_is(keys_.events_next(), store::Compare::Op::kEqual, next_mod)};
+    if (pending.token != 0) {
+      compare.push_back(store::Compare::create_revision_is(
+          keys_.owner(pending.event.group), store::Compare::Op::kEqual, pending.token));
+    }
+    std::vector<store::Operation> writes{store::Put(keys_.events_next(), std::to_string(next + 1)),
+                                         store::Put(keys_.event(next), encode(pending.event))};
+    if (next > options_.event_log_size) {
+      writes.emplace_back(store::Delete(keys_.event(next - options_.event_log_size)));
+    }
+    store::Txn append(
+        std::move(compare), std::move(writes),
+        {store::Range(keys_.events_next()), store::Range(keys_.owner(pending.event.group))});
+    auto result = co_await store_.txn(std::move(append));
+    if (!*alive) co_return;
+    if (result.ok() && result->succeeded) {
+      events_next_ = next + 1;
+      events_next_mod_ = result->revision;
+      events_.pop_front();
+      failures = 0;
+      continue;
+    }
+    if (result.ok()) {
+      const auto& counter = std::get<store::RangeResult>(result->results[0]);
+      if (!counter.kvs.empty()) {
+        events_next_ = std::strtoull(counter.kvs[0].value.c_str(), nullptr, 10);
+        events_next_mod_ = counter.kvs[0].mod_revision;
+      }
+      const auto& owner = std::get<store::RangeResult>(result->results[1]);
+      if (pending.token != 0 &&
+          (owner.kvs.empty() || owner.kvs[0].create_revision != pending.token)) {
+        // Written by an owner that no longer owns the group: in our log only.
+        events_.pop_front();
+      }
+      continue;
+    }
+    if (++failures >= 50) {
+      log_()->warn("the event log cannot be written ({}); {} events kept in this log only",
+                   result.error().describe(), events_.size());
+      events_.clear();
+      break;
+    }
+    asio::steady_timer pause(executor_, milliseconds(200));
+    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (!*alive) co_return;
+  }
+  draining_events_ = false;
+}
+
+// --- the coordinator ---
+
+void Agent::coordinate() {
+  if (lease_ == 0 || core_.fenced() || stopping_) return;
+  auto coordinator = snapshot_.find(keys_.coordinator());
+  if (coordinator == snapshot_.end()) {
+    if (!campaigning_) asio::co_spawn(executor_, campaign(), asio::detached);
+    return;
+  }
+  // A campaign whose reply was lost is resolved here: the key carries our lease.
+  if (coordinator->second.lease != lease_) return;
+  const int64_t token = coordinator->second.create_revision;
+
+  std::vector<cluster::NodeState> nodes;
+  std::set<std::string> names;
+  for (auto it = snapshot_.lower_bound(keys_.nodes());
+       it != snapshot_.end() && it->first.starts_with(keys_.nodes()); ++it) {
+    if (auto name = StoreKeys::name_under(keys_.nodes(), it->first))
+      names.insert(std::string(*name));
+  }
+  const std::string admin_prefix = keys_.node_admin("");
+  std::set<std::string> paused;
+  for (auto it = snapshot_.lower_bound(admin_prefix);
+       it != snapshot_.end() && it->first.starts_with(admin_prefix); ++it) {
+    json value = json::parse(it->second.value, nullptr, false);
+    if (value.is_object() && value.value("paused", false)) {
+      paused.insert(it->first.substr(admin_prefix.size()));
+    }
+  }
+  nodes.reserve(names.size() + paused.size());
+  for (const std::string& name : names) nodes.push_back({name, true, paused.contains(name)});
+  for (const std::string& name : paused) {
+    if (!names.contains(name)) nodes.push_back({name, false, true});
+  }
+
+  std::vector<cluster::GroupState> groups;
+  std::map<std::string, size_t> failures_seen;
+  for (const auto& [name, spec] : view().groups) {
+    cluster::GroupState state;
+    state.spec = spec;
+    state.offline_requested = snapshot_.contains(keys_.offline(name));
+    if (auto it = snapshot_.find(keys_.owner(name)); it != snapshot_.end()) {
+      state.owner = it->second.value;
+      state.owner_token = it->second.create_revision;
+    }
+    if (auto it = snapshot_.find(keys_.placement(name)); it != snapshot_.end()) {
+      auto value = cluster::decode_placement(it->second.value, it->first);
+      if (value.ok() && !value->node.empty()) state.placement = value->node;
+    }
+    if (auto it = snapshot_.find(keys_.failures(name)); it != snapshot_.end()) {
+      if (auto history = cluster::decode_failures(it->second.value, it->first); history.ok()) {
+        state.failovers = history->records();
+        failures_seen[name] = history->entries.size();
+      }
+    }
+    if (auto it = snapshot_.find(keys_.move(name)); it != snapshot_.end()) {
+      state.move = cluster::MoveRequest{it->second.value, it->second.mod_revision};
+    }
+    groups.push_back(std::move(state));
+  }
+  for (const cluster::PlacementDecision& decision :
+       cluster::place(nodes, groups, clock_.wall_now())) {
+    // The decision records how many failovers it saw: after a failover the
+    // placement is written anew even when the node stays the same, which
+    // tells the node that released the group that it may take it again.
+    const cluster::PlacementValue value{decision.node.value_or(""), failures_seen[decision.group],
+                                        decision.reason};
+    if (auto current = snapshot_.find(keys_.placement(decision.group));
+        current != snapshot_.end()) {
+      auto written = cluster::decode_placement(current->second.value, current->first);
+      if (written.ok() && written->node == value.node &&
+          written->failovers_seen == value.failovers_seen) {
+        continue;
+      }
+    } else if (!decision.node) {
+      continue;
+    }
+    if (placement_writes_.contains(decision.group)) continue;
+    placement_writes_.insert(decision.group);
+    asio::co_spawn(executor_, write_placement(decision.group, encode(value), token),
+                   asio::detached);
+    record(decision.group, "", "placed", decision.reason);
+  }
+}
+
+asio::awaitable<void> Agent::campaign() {
+  auto alive = alive_;
+  campaigning_ = true;
+  const int64_t lease = lease_;
+  store::Txn take({store::Compare::absent(keys_.coordinator())},
+                  {store::Put(keys_.coordinator(), options_.node, lease)});
+  auto result = co_await store_.txn(std::move(take));
+  if (!*alive) co_return;
+  campaigning_ = false;
+  if (result.ok() && result->succeeded) {
+    record("", "", "coordinator", "this node now runs placement");
+  }
+  // Whatever happened, the watch shows the key (ours when it carries our lease).
+}
+
+asio::awaitable<void> Agent::write_placement(std::string group, std::string value, int64_t token) {
+  auto alive = alive_;
+  // Written only while this node still holds the coordinator key.
+  store::Txn write(
+      {store::Compare::create_revision_is(keys_.coordinator(), store::Compare::Op::kEqual, token)},
+      {store::Put(keys_.placement(group), value)});
+  auto result = co_await store_.txn(std::move(write));
+  if (!*alive) co_return;
+  placement_writes_.erase(group);
+  if (!result.ok())
+    log_()->warn("placement of {} not written: {}", group, result.error().describe());
+}
+
+// --- leaving ---
+
+asio::awaitable<void> Agent::shutdown(std::chrono::milliseconds timeout) {
+  auto alive = alive_;
+  const Clock::TimePoint give_up = clock_.now() + timeout;
+  if (lease_ != 0 && !core_.fenced()) {
+    // Membership ends first, so the coordinator places our groups elsewhere
+    // and they move gracefully (offline here, released, online there).
+    record("", "", "leaving", "the agent is shutting down");
+    store::Txn leave(
+        {store::Compare::lease_is(keys_.node(options_.node), store::Compare::Op::kEqual, lease_)},
+        {store::Delete(keys_.node(options_.node))});
+    co_await store_.txn(std::move(leave));
+    if (!*alive) co_return;
+    while (*alive && !core_.owned_groups().empty() && clock_.now() < give_up) {
+      asio::steady_timer pause(executor_, milliseconds(50));
+      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+  stopping_ = true;
+  if (!*alive) co_return;
+  if (!core_.owned_groups().empty()) {
+    step(cluster::LeaseLost{"the agent is shutting down and the graceful release timed out"});
+    const Clock::TimePoint terminate_until = clock_.now() + std::chrono::seconds(30);
+    while (*alive && !core_.owned_groups().empty() && clock_.now() < terminate_until) {
+      asio::steady_timer pause(executor_, milliseconds(50));
+      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+  // Let the event log catch up briefly, then revoke the lease.
+  const Clock::TimePoint flush_until = clock_.now() + std::chrono::seconds(2);
+  while (*alive && !events_.empty() && clock_.now() < flush_until) {
+    asio::steady_timer pause(executor_, milliseconds(20));
+    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  auto left = std::make_shared<asio::steady_timer>(executor_, std::chrono::seconds(5));
+  liveness_.stop([left] { left->cancel(); });
+  co_await left->async_wait(asio::as_tuple(asio::use_awaitable));
+  wakeup_.cancel();
+}
+
+}  // namespace clusweb::agent

@@ -1,0 +1,266 @@
+#include "agent/agent_main.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "agent/agent.h"
+#include "agent/agent_api.h"
+#include "agent/liveness.h"
+#include "agent/web_supervisor.h"
+#include "base/log.h"
+#include "base/process.h"
+#include "cluster/store_keys.h"
+#include "config/group_manifest.h"
+#include "resources/registry.h"
+#include "store/etcd/etcd_store.h"
+#include "store/memory_store.h"
+
+namespace clusweb::agent {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> log_() { return logger("agent"); }
+
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "node";
+  std::string text(name);
+  return text.substr(0, text.find('.'));
+}
+
+Result<store::EtcdOptions> etcd_options(const AgentRunOptions& options) {
+  store::EtcdOptions etcd;
+  std::string rest = options.store.substr(std::string_view("etcd://").size());
+  std::stringstream list(rest);
+  for (std::string endpoint; std::getline(list, endpoint, ',');) {
+    if (!endpoint.empty()) etcd.endpoints.push_back(endpoint);
+  }
+  if (!options.etcd_ca.empty() || !options.etcd_cert.empty()) {
+    etcd.tls = store::EtcdTls{options.etcd_ca, options.etcd_cert, options.etcd_key};
+  }
+  if (!options.etcd_user.empty()) {
+    std::ifstream file(options.etcd_password_file);
+    std::string password;
+    if (!file || !std::getline(file, password)) {
+      return make_error("--etcd-password-file: cannot read {}", options.etcd_password_file);
+    }
+    etcd.credentials = store::EtcdCredentials{options.etcd_user, password};
+  }
+  if (Status valid = store::check_options(etcd); !valid.ok()) {
+    return make_error("--store {}: {}", options.store, valid.error().describe());
+  }
+  return etcd;
+}
+
+// Writes the groups of `clusweb up`'s manifests to the (embedded) store.
+asio::awaitable<Status> apply_groups(store::Store& store, const cluster::StoreKeys& keys,
+                                     const std::vector<cluster::GroupSpec>& groups) {
+  for (const cluster::GroupSpec& group : groups) {
+    const std::string key = keys.group(group.name);
+    const std::string value = encode(group);
+    auto current = co_await store::get(store, key);
+    if (!current.ok()) co_return current.error();
+    if (current->has_value() && (*current)->value == value) continue;
+    auto put = co_await store.put(store::Put(key, value));
+    if (!put.ok()) co_return put.error();
+    log_()->info("group {} {} from the manifests", group.name,
+                 current->has_value() ? "updated" : "created");
+  }
+  co_return Status{};
+}
+
+}  // namespace
+
+int run_agent(const AgentRunOptions& options) {
+  ::signal(SIGPIPE, SIG_IGN);
+  const std::string node = options.node.empty() ? host_name() : options.node;
+  for (auto [kind, name] : {std::pair{"cluster", options.cluster}, std::pair{"node", node}}) {
+    if (Status valid = cluster::check_name(kind, name); !valid.ok()) {
+      std::cerr << "clusweb: " << valid.error().describe() << "\n";
+      return 2;
+    }
+  }
+  if (options.ttl < std::chrono::seconds(2)) {
+    std::cerr << "clusweb: --ttl must be at least 2s (the deadline must survive one lost "
+                 "keepalive and a store leader change)\n";
+    return 2;
+  }
+  std::vector<cluster::GroupSpec> groups;
+  if (!options.apply_groups.empty()) {
+    auto loaded = config::load_group_manifest_files(options.apply_groups);
+    if (!loaded.ok()) {
+      std::cerr << loaded.error().message << "\n";
+      return 2;
+    }
+    groups = std::move(loaded->groups);
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.run_dir, ec);
+  std::filesystem::create_directories(options.state_dir, ec);
+
+  asio::io_context io(1);
+  SystemClock clock;
+  ChildReaper reaper(io);
+  const cluster::StoreKeys keys(options.cluster);
+
+  // The store, and the liveness module's own way to it (each destroyed
+  // before the io_context it runs on).
+  asio::io_context liveness_io(1);
+  auto liveness_work = asio::make_work_guard(liveness_io);
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<store::Store> liveness_store;
+  asio::any_io_executor liveness_executor = io.get_executor();
+  std::thread liveness_thread;
+  if (options.store == "memory") {
+    store::MemoryStoreOptions memory;
+    memory.state_file = std::filesystem::path(options.state_dir) / "store.db";
+    auto opened = store::MemoryStore::open(io.get_executor(), clock, memory);
+    if (!opened.ok()) {
+      std::cerr << "clusweb: " << opened.error().describe() << "\n";
+      return 1;
+    }
+    // One process: the lease and its expiry live on the same loop.
+    liveness_store = (*opened)->client();
+    store = std::move(*opened);
+  } else if (options.store.starts_with("etcd://")) {
+    auto etcd = etcd_options(options);
+    if (!etcd.ok()) {
+      std::cerr << "clusweb: " << etcd.error().describe() << "\n";
+      return 2;
+    }
+    store = std::make_unique<store::EtcdStore>(io.get_executor(), *etcd);
+    // Keepalives on a thread and a connection of their own: never behind a
+    // fork, an fsync or a netlink call of the agent.
+    liveness_store = std::make_unique<store::EtcdStore>(liveness_io.get_executor(), *etcd);
+    liveness_executor = liveness_io.get_executor();
+    liveness_thread = std::thread([&liveness_io] { liveness_io.run(); });
+  } else {
+    std::cerr << "clusweb: --store must be \"memory\" or etcd://HOST:PORT[,HOST:PORT...], not \""
+              << options.store << "\"\n";
+    return 2;
+  }
+
+  LeaseLivenessOptions liveness_options;
+  liveness_options.node = node;
+  liveness_options.node_key = keys.node(node);
+  liveness_options.node_value = nlohmann::json{{"node", node}, {"pid", ::getpid()}}.dump();
+  liveness_options.ttl = options.ttl;
+  LeaseLiveness liveness(liveness_executor, *liveness_store, clock, io.get_executor(),
+                         liveness_options);
+
+  const std::string web_socket = (std::filesystem::path(options.run_dir) / "web.sock").string();
+  const std::string clustered_sites =
+      (std::filesystem::path(options.run_dir) / "clustered-sites").string();
+  std::unique_ptr<WebSupervisor> web;
+  if (!options.web_config.empty()) {
+    std::vector<std::string> argv{options.executable, "web"};
+    for (const std::string& path : options.web_config) {
+      argv.push_back("-f");
+      argv.push_back(path);
+    }
+    for (const std::string& arg :
+         {std::string("--run-dir"), options.run_dir, std::string("--state-dir"), options.state_dir,
+          std::string("--clustered-sites"), clustered_sites, std::string("--log-level"),
+          options.log_level}) {
+      argv.push_back(arg);
+    }
+    web = std::make_unique<WebSupervisor>(
+        io, reaper, std::move(argv),
+        (std::filesystem::path(options.state_dir) / "web.log").string());
+  }
+
+  ResourceFactory factory =
+      [&](const std::string& group,
+          const cluster::ResourceSpec& spec) -> Result<std::unique_ptr<resources::Resource>> {
+    resources::ResourceDeps deps;
+    deps.parameters = spec.parameters;
+    if (spec.type == "website" && !deps.parameters.contains("adminSocket")) {
+      deps.parameters["adminSocket"] = web_socket;
+    }
+    deps.reaper = &reaper;
+    deps.clock = &clock;
+    deps.log_sink = [group, name = spec.name](std::string_view line) {
+      log_()->info("output group={} resource={}: {}", group, name, line);
+    };
+    return resources::make_resource(spec.type, io.get_executor(), deps);
+  };
+
+  AgentOptions agent_options;
+  agent_options.cluster = options.cluster;
+  agent_options.node = node;
+  agent_options.ttl = options.ttl;
+  agent_options.clustered_sites_file = clustered_sites;
+  agent_options.loaded = [&] {
+    if (web) web->start();
+  };
+  Agent agent(io.get_executor(), *store, liveness, factory, clock, agent_options);
+  AgentApi api(io.get_executor(), agent);
+  const std::string api_socket = (std::filesystem::path(options.run_dir) / "agent.sock").string();
+  if (Status listening = api.listen(api_socket); !listening.ok()) {
+    std::cerr << "clusweb: " << listening.error().describe() << "\n";
+    return 1;
+  }
+
+  int exit_code = 0;
+  bool shutting_down = false;
+  auto shutdown = [&]() -> asio::awaitable<void> {
+    co_await agent.shutdown(std::chrono::seconds(60));
+    api.close();
+    if (web) {
+      web->stop(std::chrono::seconds(15), [&io] { io.stop(); });
+    } else {
+      io.stop();
+    }
+  };
+  asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](boost::system::error_code signal_ec, int signal) {
+    if (signal_ec || shutting_down) return;
+    shutting_down = true;
+    log_()->info("stopping on {}: groups move to other nodes", strsignal(signal));
+    asio::co_spawn(io, shutdown(), asio::detached);
+  });
+
+  auto start = [&]() -> asio::awaitable<void> {
+    if (!groups.empty()) {
+      Status applied = co_await apply_groups(*store, keys, groups);
+      if (!applied.ok()) {
+        log_()->error("cannot write the groups: {}", applied.error().describe());
+        exit_code = 1;
+        io.stop();
+        co_return;
+      }
+    }
+    Status running = co_await agent.run();
+    if (!running.ok()) {
+      log_()->error("{}", running.error().describe());
+      exit_code = 1;
+      io.stop();
+    }
+  };
+  log_()->info("agent starting node={} cluster={} store={} ttl={}s", node, options.cluster,
+               options.store, options.ttl.count());
+  asio::co_spawn(io, start(), asio::detached);
+  io.run();
+
+  liveness_work.reset();
+  liveness_io.stop();
+  if (liveness_thread.joinable()) liveness_thread.join();
+  return exit_code;
+}
+
+}  // namespace clusweb::agent

@@ -1,0 +1,18 @@
+#pragma once
+
+// `clusweb agent` (one node of a cluster) and `clusweb up` (the one-node
+// embedded default: agent, embedded store and web service in one command).
+
+#include <string>
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace clusweb::cli {
+
+// Registers both on `root`; `executable` is this binary (the agent starts
+// `clusweb web` with it). `exit_code` receives the command's exit status.
+void add_agent_commands(CLI::App& root, int& exit_code, const std::string& executable);
+
+}  // namespace clusweb::cli

@@ -1,0 +1,1443 @@
+#include "cli/cluster_commands.h"
+
+#include <fmt/format.h>
+
+#include <CLI/App.hpp>
+#include <CLI/Option.hpp>
+#include <CLI/Validators.hpp>
+#include <algorithm>
+#include <cctype>
+#include <cstddef>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "base/duration.h"
+#include "cli/admin_client.h"
+#include "cluster/store_keys.h"
+#include "config/group_manifest.h"
+
+namespace clusweb::cli {
+namespace {
+
+using Json = nlohmann::json;
+using std::chrono::milliseconds;
+
+constexpr std::string_view kDefaultRunDir = "/run/clusweb";
+constexpr std::string_view kColumnGap = "   ";
+constexpr std::string_view kAbsent = "-";
+constexpr milliseconds kPollInterval{200};
+// Events per request when reading the log from its start.
+constexpr std::size_t kEventPage = 1000;
+// `clusweb events` without --after or -n.
+constexpr int kRecentEvents = 20;
+
+// ---- reading the agent's JSON without trusting its shape ----
+
+// AdminClient speaks of "the web service"; here the peer is the agent.
+std::string agent_wording(std::string text) {
+  auto replace_all = [&text](std::string_view from, std::string_view to) {
+    for (std::size_t at = text.find(from); at != std::string::npos;
+         at = text.find(from, at + to.size())) {
+      text.replace(at, from.size(), to);
+    }
+  };
+  replace_all("the web service", "the cluster agent");
+  replace_all("\"clusweb web\"", "\"clusweb agent\"");
+  return text;
+}
+
+Result<Json> parse_json(std::string_view text) {
+  Json doc = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return make_error("the cluster agent sent a reply that is not JSON");
+  return Result<Json>(std::move(doc));
+}
+
+Result<Json> parse_object(std::string_view text) {
+  Result<Json> doc = parse_json(text);
+  if (doc.ok() && !doc->is_object()) {
+    return make_error("the cluster agent sent a JSON {} where an object was expected",
+                      doc->type_name());
+  }
+  return doc;
+}
+
+const Json* member(const Json& object, const char* key) {
+  if (!object.is_object()) return nullptr;
+  auto found = object.find(key);
+  return found == object.end() ? nullptr : &*found;
+}
+
+// The string member `key`, or `fallback` when it is absent, null, empty or not a string.
+std::string text_of(const Json& object, const char* key, std::string_view fallback = kAbsent) {
+  const Json* value = member(object, key);
+  if (value == nullptr || !value->is_string() || value->get_ref<const std::string&>().empty()) {
+    return std::string(fallback);
+  }
+  return value->get<std::string>();
+}
+
+std::optional<std::int64_t> integer_of(const Json& object, const char* key) {
+  const Json* value = member(object, key);
+  if (value == nullptr || !value->is_number_integer()) return std::nullopt;
+  return value->get<std::int64_t>();
+}
+
+std::string count_of(const Json& object, const char* key) {
+  std::optional<std::int64_t> value = integer_of(object, key);
+  return value ? std::to_string(*value) : std::string(kAbsent);
+}
+
+bool flag_of(const Json& object, const char* key) {
+  const Json* value = member(object, key);
+  return value != nullptr && value->is_boolean() && value->get<bool>();
+}
+
+// The elements of the array member `key`; none when it is absent or not an array.
+std::vector<const Json*> elements_of(const Json& object, const char* key) {
+  std::vector<const Json*> elements;
+  const Json* value = member(object, key);
+  if (value != nullptr && value->is_array()) {
+    for (const Json& element : *value) elements.push_back(&element);
+  }
+  return elements;
+}
+
+const Json& object_or(const Json& object, const char* key, const Json& fallback) {
+  const Json* value = member(object, key);
+  return value != nullptr && value->is_object() ? *value : fallback;
+}
+
+std::vector<std::string> strings_of(const Json& object, const char* key) {
+  std::vector<std::string> strings;
+  for (const Json* element : elements_of(object, key)) {
+    if (element->is_string()) strings.push_back(element->get<std::string>());
+  }
+  return strings;
+}
+
+std::string join(const std::vector<std::string>& parts, std::string_view separator) {
+  std::string text;
+  for (const std::string& part : parts) {
+    if (!text.empty()) text += separator;
+    text += part;
+  }
+  return text;
+}
+
+std::string join_or(const std::vector<std::string>& parts, std::string_view separator,
+                    std::string_view fallback) {
+  return parts.empty() ? std::string(fallback) : join(parts, separator);
+}
+
+std::vector<std::string> split(std::string_view text, char separator) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t end = text.find(separator, start);
+    parts.emplace_back(text.substr(start, end == std::string_view::npos ? end : end - start));
+    if (end == std::string_view::npos) return parts;
+    start = end + 1;
+  }
+}
+
+// "2026-11-26 01:02:03.456" from "2026-11-26T01:02:03.456Z".
+std::string readable_time(std::string timestamp) {
+  if (std::size_t t = timestamp.find('T'); t != std::string::npos) timestamp[t] = ' ';
+  if (!timestamp.empty() && timestamp.back() == 'Z') timestamp.pop_back();
+  return timestamp;
+}
+
+// ---- layout ----
+
+using Row = std::vector<std::string>;
+
+// Columns padded to their widest cell, `kColumnGap` apart, no trailing blanks.
+std::string render_table(const std::vector<Row>& rows, std::string_view indent = "") {
+  std::vector<std::size_t> widths;
+  for (const Row& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (std::size_t column = 0; column < row.size(); ++column) {
+      widths[column] = std::max(widths[column], row[column].size());
+    }
+  }
+  std::string text;
+  for (const Row& row : rows) {
+    std::string line(indent);
+    for (std::size_t column = 0; column < row.size(); ++column) {
+      line += row[column];
+      if (column + 1 < row.size()) {
+        line.append(widths[column] - row[column].size(), ' ');
+        line += kColumnGap;
+      }
+    }
+    while (line.size() > indent.size() && line.back() == ' ') line.pop_back();
+    text += line;
+    text += '\n';
+  }
+  return text;
+}
+
+// "key: value" lines with the values aligned.
+std::string render_fields(const std::vector<std::pair<std::string, std::string>>& fields) {
+  std::size_t width = 0;
+  for (const auto& [key, value] : fields) width = std::max(width, key.size() + 2);
+  std::string text;
+  for (const auto& [key, value] : fields) {
+    std::string label = key + ":";
+    label.resize(width, ' ');
+    text += label + value + '\n';
+  }
+  return text;
+}
+
+// ---- the status JSON ----
+
+std::string owner_column(const Json& group) {
+  std::string owner = text_of(group, "owner");
+  std::string placement = text_of(group, "placement", "");
+  if (!placement.empty() && placement != owner) owner += " -> " + placement;
+  return owner;
+}
+
+std::string resource_count(const Json& group) {
+  const std::vector<const Json*> resources = elements_of(group, "resources");
+  const auto online = std::count_if(resources.begin(), resources.end(), [](const Json* resource) {
+    return text_of(*resource, "state", "") == "Online";
+  });
+  return fmt::format("{}/{}", online, resources.size());
+}
+
+std::string groups_table(const Json& cluster) {
+  const std::vector<const Json*> groups = elements_of(cluster, "groups");
+  if (groups.empty()) return "no groups\n";
+  std::vector<Row> rows{{"GROUP", "STATE", "OWNER", "RESOURCES"}};
+  for (const Json* group : groups) {
+    rows.push_back({text_of(*group, "name"), text_of(*group, "state"), owner_column(*group),
+                    resource_count(*group)});
+  }
+  return render_table(rows);
+}
+
+// ---- talking to the agent ----
+
+void report(std::ostream& err, std::string_view reason) { err << "clusweb: " << reason << '\n'; }
+
+// Reports a failed exchange and returns its exit code; kExitOk when the agent answered 2xx
+// with a JSON object, which is stored in `body`.
+int receive(const Result<AdminResponse>& response, Json& body, std::ostream& err) {
+  if (!response.ok()) {
+    report(err, agent_wording(response.error().describe()));
+    return kExitUnreachable;
+  }
+  if (response->status < 200 || response->status > 299) {
+    report(err, agent_wording(server_error_message(*response)));
+    return kExitRefused;
+  }
+  Result<Json> doc = parse_object(response->body);
+  if (!doc.ok()) {
+    report(err, doc.error().message);
+    return kExitRefused;
+  }
+  body = std::move(*doc);
+  return kExitOk;
+}
+
+void print_json(const Json& doc, std::ostream& out) {
+  out << doc.dump(2, ' ', false, Json::error_handler_t::replace) << '\n';
+  out.flush();
+}
+
+using Formatter = std::function<Result<std::string>(std::string_view)>;
+
+int print_reply(const Result<AdminResponse>& response, OutputFormat output, const Formatter& format,
+                std::ostream& out, std::ostream& err) {
+  Json body;
+  if (int code = receive(response, body, err); code != kExitOk) return code;
+  if (output == OutputFormat::kJson) {
+    print_json(body, out);
+    return kExitOk;
+  }
+  Result<std::string> text = format(response->body);
+  if (!text.ok()) {
+    report(err, text.error().describe());
+    return kExitRefused;
+  }
+  out << *text;
+  out.flush();
+  return kExitOk;
+}
+
+// A name as one path segment: unreserved characters stay, the rest is percent-encoded.
+std::string path_segment(std::string_view name) {
+  std::string segment;
+  for (char c : name) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) || c == '-' || c == '.' || c == '_' || c == '~') {
+      segment += c;
+    } else {
+      segment += fmt::format("%{:02X}", byte);
+    }
+  }
+  return segment;
+}
+
+std::string group_target(std::string_view group, std::string_view action = "") {
+  std::string path = fmt::format("/v1/groups/{}", path_segment(group));
+  if (!action.empty()) path += fmt::format("/{}", action);
+  return path;
+}
+
+Json spec_json(const cluster::GroupSpec& spec) { return Json::parse(cluster::encode(spec)); }
+
+// ---- waiting for a group ----
+
+// What `--wait` waits for.
+struct Goal {
+  std::string state;       // Online or Offline
+  std::string owner;       // when set: this owner
+  std::string other_than;  // when set: any owner but this one
+  std::string description() const {
+    if (!owner.empty()) return fmt::format("{} on {}", state, owner);
+    if (!other_than.empty()) return fmt::format("{} on a node other than {}", state, other_than);
+    return state;
+  }
+};
+
+struct Observed {
+  std::string state;
+  std::string owner;  // empty: none
+  std::optional<std::int64_t> token;
+  std::string reason;
+  // The same state on the same ownership (a new reason alone is no progress).
+  bool same_as(const Observed& other) const {
+    return state == other.state && owner == other.owner && token == other.token;
+  }
+};
+
+Observed observe(const Json& reply) {
+  const Json none = Json::object();
+  const Json& status = object_or(reply, "status", none);
+  return Observed{text_of(status, "state", "Unknown"), text_of(status, "owner", ""),
+                  integer_of(status, "token"), text_of(status, "reason", "")};
+}
+
+// "Pending on n2 (bringing resources online)"
+std::string state_text(const Observed& seen) {
+  std::string text = seen.state;
+  if (!seen.owner.empty()) text += fmt::format(" on {}", seen.owner);
+  if (!seen.reason.empty()) text += fmt::format(" ({})", seen.reason);
+  return text;
+}
+
+std::string describe(std::string_view group, const Observed& seen) {
+  return fmt::format("group \"{}\" is {}", group, state_text(seen));
+}
+
+bool reached(const Goal& goal, const Observed& seen) {
+  if (seen.state != goal.state) return false;
+  if (!goal.owner.empty() && seen.owner != goal.owner) return false;
+  if (!goal.other_than.empty() && (seen.owner.empty() || seen.owner == goal.other_than)) {
+    return false;
+  }
+  return true;
+}
+
+// Polls the group every kPollInterval until it reaches `goal`, fails, or `timeout` passes;
+// people see a line for every change. A Failed state counts once the group has moved on from
+// what the first poll saw: a group Failed before the command may still show that state
+// until its owner acts.
+int wait_for(AdminClient& client, const std::string& group, const Goal& goal, milliseconds timeout,
+             OutputFormat output, const Pacing& pacing, std::ostream& out, std::ostream& err) {
+  const Clock::TimePoint deadline = pacing.now() + timeout;
+  std::optional<Observed> first;
+  std::optional<Observed> last;
+  bool moved_on = false;
+  while (true) {
+    Json reply;
+    if (int code = receive(client.get(group_target(group)), reply, err); code != kExitOk) {
+      return code;
+    }
+    const Observed seen = observe(reply);
+    if (!first) first = seen;
+    moved_on = moved_on || !seen.same_as(*first);
+    if (output == OutputFormat::kTable && (!last || !seen.same_as(*last))) {
+      out << describe(group, seen) << '\n';
+      out.flush();
+    }
+    last = seen;
+    if (reached(goal, seen)) {
+      if (output == OutputFormat::kJson) print_json(reply, out);
+      return kExitOk;
+    }
+    if (seen.state == "Failed" && (first->state != "Failed" || moved_on)) {
+      report(err, fmt::format("{} instead of {}", describe(group, seen), goal.description()));
+      return kExitRefused;
+    }
+    const Clock::TimePoint now = pacing.now();
+    if (now >= deadline) {
+      report(err,
+             fmt::format("gave up after {} waiting for group \"{}\" to be {}; it is {}",
+                         format_duration(timeout), group, goal.description(), state_text(seen)));
+      return kExitRefused;
+    }
+    pacing.sleep(std::min(kPollInterval, std::chrono::ceil<milliseconds>(deadline - now)));
+  }
+}
+
+// ---- the commands ----
+
+int group_action(const ClusterCommand& command, AdminClient& client, std::ostream& out,
+                 std::ostream& err, const Pacing& pacing) {
+  const bool online = command.kind == ClusterCommand::Kind::kGroupOnline;
+  Json reply;
+  if (int code = receive(client.post(group_target(command.group, online ? "online" : "offline")),
+                         reply, err);
+      code != kExitOk) {
+    return code;
+  }
+  if (!command.wait) {
+    if (command.output == OutputFormat::kJson) {
+      print_json(reply, out);
+    } else {
+      out << fmt::format("group \"{}\": {} requested\n", command.group,
+                         online ? "online" : "offline");
+    }
+    return kExitOk;
+  }
+  return wait_for(client, command.group, Goal{online ? "Online" : "Offline", "", ""},
+                  command.timeout, command.output, pacing, out, err);
+}
+
+int group_move(const ClusterCommand& command, AdminClient& client, std::ostream& out,
+               std::ostream& err, const Pacing& pacing) {
+  Json body = Json::object();
+  if (!command.to_node.empty()) body["node"] = command.to_node;
+  Json reply;
+  if (int code = receive(client.post(group_target(command.group, "move"), body.dump()), reply, err);
+      code != kExitOk) {
+    return code;
+  }
+  const std::string from = text_of(reply, "from", "");
+  const std::string to = text_of(reply, "to", command.to_node);
+  if (!command.wait || command.output == OutputFormat::kTable) {
+    if (command.output == OutputFormat::kJson) {
+      print_json(reply, out);
+    } else {
+      out << fmt::format("moving group \"{}\"{} to {}\n", command.group,
+                         from.empty() ? "" : " from " + from, to.empty() ? "another node" : to);
+    }
+  }
+  if (!command.wait) return kExitOk;
+  Goal goal{"Online", to, ""};
+  if (to.empty()) goal.other_than = from;
+  return wait_for(client, command.group, goal, command.timeout, command.output, pacing, out, err);
+}
+
+int group_create(const ClusterCommand& command, AdminClient& client, std::ostream& out,
+                 std::ostream& err) {
+  cluster::GroupSpec spec = command.spec;
+  spec.name = command.group;
+  if (Status valid = cluster::validate(spec); !valid.ok()) {
+    report(err, valid.error().describe());
+    return kExitUsage;
+  }
+  const Json body{{"spec", spec_json(spec)}, {"revision", 0}};
+  Json reply;
+  if (int code = receive(client.post(group_target(command.group), body.dump()), reply, err);
+      code != kExitOk) {
+    return code;
+  }
+  if (command.output == OutputFormat::kJson) {
+    print_json(reply, out);
+  } else {
+    out << fmt::format("group \"{}\" created (revision {})\n", command.group,
+                       count_of(reply, "revision"));
+  }
+  return kExitOk;
+}
+
+int group_delete(const ClusterCommand& command, AdminClient& client, std::ostream& out,
+                 std::ostream& err) {
+  Json reply;
+  if (int code = receive(client.post(group_target(command.group, "delete")), reply, err);
+      code != kExitOk) {
+    return code;
+  }
+  if (command.output == OutputFormat::kJson) {
+    print_json(reply, out);
+  } else {
+    out << fmt::format("group \"{}\" deleted\n", command.group);
+  }
+  return kExitOk;
+}
+
+int group_list(const ClusterCommand& command, AdminClient& client, std::ostream& out,
+               std::ostream& err) {
+  Json reply;
+  if (int code = receive(client.get("/v1/cluster"), reply, err); code != kExitOk) return code;
+  if (command.output == OutputFormat::kJson) {
+    const Json* groups = member(reply, "groups");
+    print_json(Json{{"groups", groups != nullptr ? *groups : Json::array()}}, out);
+  } else {
+    out << groups_table(reply);
+    out.flush();
+  }
+  return kExitOk;
+}
+
+std::string edit_summary(const ClusterCommand& command, const cluster::GroupSpec& group) {
+  using Kind = ClusterCommand::Kind;
+  const std::string resource = fmt::format("resource \"{}\"", command.resource);
+  switch (command.kind) {
+    case Kind::kResourceAdd:
+      return fmt::format("{} added to group \"{}\"", resource, command.group);
+    case Kind::kResourceRemove:
+      return fmt::format("{} removed from group \"{}\"", resource, command.group);
+    case Kind::kResourceDepend: {
+      for (const cluster::ResourceSpec& spec : group.resources) {
+        if (spec.name != command.resource) continue;
+        if (spec.depends_on.empty()) {
+          return fmt::format("{} of group \"{}\" depends on nothing", resource, command.group);
+        }
+        return fmt::format("{} of group \"{}\" depends on {}", resource, command.group,
+                           format_dependencies(spec.depends_on));
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  return fmt::format("{} of group \"{}\" changed", resource, command.group);
+}
+
+// Read, change, write back only if unchanged since the read.
+int resource_edit(const ClusterCommand& command, AdminClient& client, std::ostream& out,
+                  std::ostream& err) {
+  Json current;
+  if (int code = receive(client.get(group_target(command.group)), current, err); code != kExitOk) {
+    return code;
+  }
+  const Json* spec_value = member(current, "spec");
+  const std::optional<std::int64_t> revision = integer_of(current, "revision");
+  if (spec_value == nullptr || !spec_value->is_object() || !revision) {
+    report(err, fmt::format("the cluster agent's reply for group \"{}\" has no spec or revision",
+                            command.group));
+    return kExitRefused;
+  }
+  auto group = cluster::decode_group(spec_value->dump(), "group " + command.group);
+  if (!group.ok()) {
+    report(err, fmt::format("cannot read the spec of group \"{}\" the cluster agent sent: {}",
+                            command.group, group.error().message));
+    return kExitRefused;
+  }
+  if (Status edited = edit_group(command, *group); !edited.ok()) {
+    report(err, edited.error().describe());
+    return kExitRefused;
+  }
+  const Json body{{"spec", spec_json(*group)}, {"revision", *revision}};
+  const Result<AdminResponse> written = client.post(group_target(command.group), body.dump());
+  if (written.ok() && written->status == 409) {
+    report(err, fmt::format("group \"{}\" changed while this command ran (it was at revision {}); "
+                            "nothing was written, run the command again",
+                            command.group, *revision));
+    return kExitRefused;
+  }
+  Json reply;
+  if (int code = receive(written, reply, err); code != kExitOk) return code;
+  if (command.output == OutputFormat::kJson) {
+    print_json(reply, out);
+  } else {
+    out << fmt::format("{} (revision {})\n", edit_summary(command, *group),
+                       count_of(reply, "revision"));
+  }
+  return kExitOk;
+}
+
+// The last `count` events of the log, oldest first. The agent reads the log forward from a
+// sequence number, so this pages through it from the start; the log is bounded (1000 events
+// by default), which keeps that to a request or two.
+int recent_events(AdminClient& client, std::size_t count, Json& events, std::ostream& err) {
+  events = Json::array();
+  std::uint64_t after = 0;
+  while (true) {
+    Json page;
+    if (int code = receive(
+            client.get(fmt::format("/v1/events?after={}&limit={}", after, kEventPage)), page, err);
+        code != kExitOk) {
+      return code;
+    }
+    const std::vector<const Json*> got = elements_of(page, "events");
+    for (const Json* event : got) events.push_back(*event);
+    if (events.size() > count) {
+      events.erase(events.begin(),
+                   events.begin() + static_cast<std::ptrdiff_t>(events.size() - count));
+    }
+    if (got.size() < kEventPage) return kExitOk;
+    const std::optional<std::int64_t> last = integer_of(*got.back(), "seq");
+    if (!last || *last <= static_cast<std::int64_t>(after)) return kExitOk;  // cannot page on
+    after = static_cast<std::uint64_t>(*last);
+  }
+}
+
+void print_event_line(std::string_view line, OutputFormat output, std::ostream& out) {
+  if (output == OutputFormat::kJson) {
+    out << line << '\n';
+  } else {
+    out << format_event_line(line);
+  }
+  out.flush();
+}
+
+int list_events(const ClusterCommand& command, AdminClient& client, std::ostream& out,
+                std::ostream& err) {
+  if (command.after) {
+    std::string target = fmt::format("/v1/events?after={}", *command.after);
+    if (command.limit) target += fmt::format("&limit={}", *command.limit);
+    return print_reply(client.get(target), command.output, format_event_table, out, err);
+  }
+  Json events;
+  const auto count = static_cast<std::size_t>(command.limit.value_or(kRecentEvents));
+  if (int code = recent_events(client, count, events, err); code != kExitOk) return code;
+  const Json reply{{"events", std::move(events)}};
+  if (command.output == OutputFormat::kJson) {
+    print_json(reply, out);
+  } else {
+    out << *format_event_table(reply.dump());
+    out.flush();
+  }
+  return kExitOk;
+}
+
+// Without --after: the last events first, as `tail -f` does, then what comes after them.
+int follow_events(const ClusterCommand& command, AdminClient& client, std::ostream& out,
+                  std::ostream& err) {
+  std::uint64_t after = command.after.value_or(0);
+  if (!command.after) {
+    Json events;
+    const auto count = static_cast<std::size_t>(command.limit.value_or(kRecentEvents));
+    if (int code = recent_events(client, count, events, err); code != kExitOk) return code;
+    for (const Json& event : events) {
+      print_event_line(event.dump(-1, ' ', false, Json::error_handler_t::replace), command.output,
+                       out);
+      if (std::optional<std::int64_t> seq = integer_of(event, "seq"); seq && *seq > 0) {
+        after = std::max(after, static_cast<std::uint64_t>(*seq));
+      }
+    }
+  }
+  Status streamed =
+      client.stream(fmt::format("/v1/events?follow=1&after={}", after), [&](std::string_view line) {
+        print_event_line(line, command.output, out);
+        return static_cast<bool>(out);  // stop once nobody reads our output
+      });
+  if (!streamed.ok()) {
+    report(err, agent_wording(streamed.error().describe()));
+    return streamed.error().sys_errno != 0 ? kExitUnreachable : kExitRefused;
+  }
+  return kExitOk;
+}
+
+int apply(const ClusterCommand& command, AdminClient& client, std::ostream& out,
+          std::ostream& err) {
+  auto loaded = config::load_group_manifest_files(command.files);
+  if (!loaded.ok()) {
+    err << loaded.error().describe() << '\n';
+    report(err, "nothing was applied");
+    return kExitUsage;
+  }
+  for (const config::WebDocument& document : loaded->web_documents) {
+    std::string what = document.kind;
+    if (!document.name.empty()) what += fmt::format(" \"{}\"", document.name);
+    report(err, fmt::format("note: {}: {} is not applied by \"clusweb apply\" yet; it belongs to "
+                            "the web service's manifests (\"clusweb web -f\")",
+                            document.where.describe(), what));
+  }
+  if (loaded->groups.empty()) {
+    report(err, "no Group documents in the files given; nothing to apply");
+    return kExitOk;
+  }
+  Json groups = Json::array();
+  for (const cluster::GroupSpec& group : loaded->groups) groups.push_back(spec_json(group));
+  const Json body{{"groups", std::move(groups)}, {"dryRun", command.dry_run}};
+  return print_reply(
+      client.post("/v1/apply", body.dump()), command.output,
+      [&](std::string_view json) { return format_apply_result(json, command.dry_run); }, out, err);
+}
+
+// ---- checking a resource edit against the group ----
+
+cluster::ResourceSpec* find_resource(cluster::GroupSpec& group, const std::string& name) {
+  for (cluster::ResourceSpec& resource : group.resources) {
+    if (resource.name == name) return &resource;
+  }
+  return nullptr;
+}
+
+Error no_such_resource(const cluster::GroupSpec& group, const std::string& name) {
+  std::vector<std::string> names;
+  for (const cluster::ResourceSpec& resource : group.resources) names.push_back(resource.name);
+  if (names.empty()) {
+    return make_error("group \"{}\" has no resources; there is no \"{}\"", group.name, name);
+  }
+  return make_error("group \"{}\" has no resource named \"{}\" (it has: {})", group.name, name,
+                    join(names, ", "));
+}
+
+Status check_dependencies(const cluster::GroupSpec& group, const cluster::ResourceSpec& resource) {
+  for (const auto& any_of : resource.depends_on) {
+    for (const std::string& name : any_of) {
+      if (name == resource.name) return make_error("a resource cannot depend on itself");
+      if (std::none_of(group.resources.begin(), group.resources.end(),
+                       [&](const cluster::ResourceSpec& other) { return other.name == name; })) {
+        return make_error("resource \"{}\" cannot depend on \"{}\": {}", resource.name, name,
+                          no_such_resource(group, name).message);
+      }
+    }
+  }
+  return ok_status();
+}
+
+Status check_type(const cluster::ResourceSpec& resource) {
+  const std::vector<config::ResourceTypeProblem> problems =
+      config::resource_type_problems(resource);
+  if (problems.empty()) return ok_status();
+  std::vector<std::string> lines;
+  lines.reserve(problems.size());
+  for (const config::ResourceTypeProblem& problem : problems) {
+    lines.push_back(problem.parameter.empty()
+                        ? fmt::format("resource \"{}\": {}", resource.name, problem.what)
+                        : fmt::format("resource \"{}\": parameter \"{}\": {}", resource.name,
+                                      problem.parameter, problem.what));
+  }
+  return make_error("{}", join(lines, "\n"));
+}
+
+// ---- the command line ----
+
+struct Sink {
+  int* exit_code;
+  std::ostream* out;
+  std::ostream* err;
+  Pacing pacing;
+};
+
+// The flags every leaf has.
+struct CommonOptions {
+  std::string run_dir;
+  std::string socket;
+  std::string output = "table";
+};
+
+// `own` when set, else the value given to `flag` on the nearest parent command that has it.
+std::string inherited(const CLI::App& app, const std::string& flag, const std::string& own) {
+  if (!own.empty()) return own;
+  for (const CLI::App* parent = app.get_parent(); parent != nullptr;
+       parent = parent->get_parent()) {
+    const CLI::Option* option = parent->get_option_no_throw(flag);
+    if (option != nullptr && option->count() > 0 && !option->results().empty()) {
+      return option->results().front();
+    }
+  }
+  return {};
+}
+
+// Turns the raw flags of a leaf into its ClusterCommand; an Error is a usage problem.
+using Builder = std::function<Result<ClusterCommand>()>;
+
+CLI::App* add_leaf(CLI::App& parent, const std::string& name, const std::string& description,
+                   const Sink& sink, const std::shared_ptr<Builder>& builder) {
+  auto common = std::make_shared<CommonOptions>();
+  CLI::App* leaf = parent.add_subcommand(name, description);
+  leaf->add_option("--run-dir", common->run_dir,
+                   "runtime directory of the agent (default: $CLUSWEB_RUN_DIR, else " +
+                       std::string(kDefaultRunDir) + ")");
+  leaf->add_option("--socket", common->socket,
+                   "API socket of the agent (default: <run-dir>/agent.sock)");
+  leaf->add_option("-o,--output", common->output, "output format: table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+  leaf->callback([leaf, common, builder, sink] {
+    Result<ClusterCommand> command = (*builder)();
+    if (!command.ok()) {
+      report(*sink.err, command.error().describe());
+      *sink.exit_code = kExitUsage;
+      return;
+    }
+    command->output = common->output == "json" ? OutputFormat::kJson : OutputFormat::kTable;
+    AdminClient client(agent_socket_path(inherited(*leaf, "--socket", common->socket),
+                                         inherited(*leaf, "--run-dir", common->run_dir),
+                                         std::getenv("CLUSWEB_RUN_DIR")));
+    *sink.exit_code = run_cluster_command(*command, client, *sink.out, *sink.err, sink.pacing);
+  });
+  return leaf;
+}
+
+// A leaf whose command is only its kind and names.
+struct Names {
+  std::string group;
+  std::string resource;
+};
+
+std::shared_ptr<Builder> simple(ClusterCommand::Kind kind, const std::shared_ptr<Names>& names) {
+  return std::make_shared<Builder>([kind, names]() -> Result<ClusterCommand> {
+    ClusterCommand command;
+    command.kind = kind;
+    command.group = names->group;
+    command.resource = names->resource;
+    return command;
+  });
+}
+
+Result<milliseconds> duration_flag(std::string_view flag, const std::string& text) {
+  auto parsed = parse_duration(text);
+  if (!parsed.ok()) return make_error("{}: {}", flag, parsed.error().message);
+  if (parsed->count() <= 0) return make_error("{}: must be greater than 0", flag);
+  return *parsed;
+}
+
+Result<std::vector<std::string>> node_list_flag(std::string_view flag, const std::string& text) {
+  std::vector<std::string> nodes;
+  if (text.empty()) return nodes;
+  std::set<std::string> seen;
+  for (std::string& node : split(text, ',')) {
+    if (Status named = cluster::check_name("node", node); !named.ok()) {
+      return make_error("{}: {}", flag, named.error().message);
+    }
+    if (!seen.insert(node).second) return make_error("{}: node \"{}\" is listed twice", flag, node);
+    nodes.push_back(std::move(node));
+  }
+  return nodes;
+}
+
+Result<std::pair<std::string, std::string>> assignment_flag(std::string_view flag,
+                                                            const std::string& text) {
+  const std::size_t equals = text.find('=');
+  if (equals == std::string::npos || equals == 0) {
+    return make_error("{} \"{}\": expected NAME=VALUE", flag, text);
+  }
+  return std::make_pair(text.substr(0, equals), text.substr(equals + 1));
+}
+
+// The edits shared by `resource add` and `resource set`.
+struct EditFlags {
+  std::vector<std::string> parameters;
+  std::vector<std::string> removed_parameters;
+  std::vector<std::string> policy;
+  std::string possible_owners;
+  CLI::Option* possible_owners_option = nullptr;
+};
+
+void add_edit_flags(CLI::App& leaf, EditFlags& flags, bool removals) {
+  leaf.add_option("--param", flags.parameters, "set a parameter, NAME=VALUE (repeatable)")
+      ->allow_extra_args(false);
+  if (removals) {
+    leaf.add_option("--remove-param", flags.removed_parameters, "remove a parameter (repeatable)")
+        ->allow_extra_args(false);
+  }
+  leaf.add_option("--policy", flags.policy,
+                  "set a policy field, FIELD=VALUE, e.g. restartThreshold=5 (repeatable)")
+      ->allow_extra_args(false);
+  flags.possible_owners_option =
+      leaf.add_option("--possible-owners", flags.possible_owners,
+                      "the nodes the resource may run on, comma-separated (\"\" = every node)");
+}
+
+Status read_edit_flags(const EditFlags& flags, ClusterCommand& command) {
+  for (const std::string& text : flags.parameters) {
+    auto parameter = assignment_flag("--param", text);
+    if (!parameter.ok()) return parameter.error();
+    command.parameters[parameter->first] = parameter->second;
+  }
+  command.removed_parameters = flags.removed_parameters;
+  for (const std::string& text : flags.policy) {
+    auto field = assignment_flag("--policy", text);
+    if (!field.ok()) return field.error();
+    cluster::ResourcePolicy scratch;
+    if (Status set = config::set_policy_field(scratch, field->first, field->second); !set.ok()) {
+      return make_error("--policy {}: {}", field->first, set.error().message);
+    }
+    command.policy.emplace_back(field->first, field->second);
+  }
+  if (flags.possible_owners_option->count() > 0) {
+    auto nodes = node_list_flag("--possible-owners", flags.possible_owners);
+    if (!nodes.ok()) return nodes.error();
+    command.possible_owners = std::move(*nodes);
+  }
+  return ok_status();
+}
+
+void add_group_commands(CLI::App& root, const Sink& sink) {
+  using Kind = ClusterCommand::Kind;
+  CLI::App* group = root.add_subcommand("group", "Create, change, move and show cluster groups");
+  group->require_subcommand(1);
+
+  auto list_names = std::make_shared<Names>();
+  add_leaf(*group, "list", "List the groups with their state and owner", sink,
+           simple(Kind::kGroupList, list_names));
+
+  auto show_names = std::make_shared<Names>();
+  add_leaf(*group, "show", "Show a group's state, settings and resources", sink,
+           simple(Kind::kGroupShow, show_names))
+      ->add_option("group", show_names->group, "the group")
+      ->required();
+
+  auto delete_names = std::make_shared<Names>();
+  add_leaf(*group, "delete", "Delete a group (its resources are taken offline first)", sink,
+           simple(Kind::kGroupDelete, delete_names))
+      ->add_option("group", delete_names->group, "the group")
+      ->required();
+
+  // group create
+  struct CreateFlags {
+    std::string group;
+    std::string preferred_owners;
+    std::string failback;
+    int failover_threshold = -1;
+    std::string failover_period;
+    std::string retry_period;
+  };
+  auto create = std::make_shared<CreateFlags>();
+  auto create_builder = std::make_shared<Builder>([create]() -> Result<ClusterCommand> {
+    ClusterCommand command;
+    command.kind = Kind::kGroupCreate;
+    command.group = create->group;
+    if (Status named = cluster::check_name("group", create->group); !named.ok()) {
+      return named.error();
+    }
+    command.spec.name = create->group;
+    auto owners = node_list_flag("--preferred-owners", create->preferred_owners);
+    if (!owners.ok()) return owners.error();
+    command.spec.preferred_owners = std::move(*owners);
+    if (create->failback == "allow") command.spec.failback = cluster::FailbackPolicy::kAllow;
+    if (create->failover_threshold >= 0) {
+      command.spec.failover_threshold = create->failover_threshold;
+    }
+    if (!create->failover_period.empty()) {
+      auto period = duration_flag("--failover-period", create->failover_period);
+      if (!period.ok()) return period.error();
+      command.spec.failover_period = *period;
+    }
+    if (!create->retry_period.empty()) {
+      auto period = duration_flag("--retry-period-on-failure", create->retry_period);
+      if (!period.ok()) return period.error();
+      command.spec.retry_period_on_failure = *period;
+    }
+    return command;
+  });
+  CLI::App* create_leaf =
+      add_leaf(*group, "create", "Create a group without resources", sink, create_builder);
+  create_leaf->add_option("group", create->group, "the new group's name")->required();
+  create_leaf->add_option("--preferred-owners", create->preferred_owners,
+                          "nodes to try in order, comma-separated");
+  create_leaf->add_option("--failback", create->failback, "prevent (default) or allow")
+      ->check(CLI::IsMember({"prevent", "allow"}));
+  create_leaf
+      ->add_option("--failover-threshold", create->failover_threshold,
+                   "failovers allowed within --failover-period (default: nodes - 1)")
+      ->check(CLI::NonNegativeNumber);
+  create_leaf->add_option("--failover-period", create->failover_period,
+                          "the window failovers are counted in (default 6h)");
+  create_leaf->add_option("--retry-period-on-failure", create->retry_period,
+                          "how long a Failed group waits before it is tried again (default 1h)");
+
+  // group move, online, offline
+  struct WaitFlags {
+    std::string group;
+    std::string to;
+    bool wait = false;
+    std::string timeout = "60s";
+  };
+  auto add_waiting_leaf = [&](const std::string& name, const std::string& description, Kind kind) {
+    auto flags = std::make_shared<WaitFlags>();
+    auto builder = std::make_shared<Builder>([flags, kind]() -> Result<ClusterCommand> {
+      ClusterCommand command;
+      command.kind = kind;
+      command.group = flags->group;
+      command.to_node = flags->to;
+      if (!flags->to.empty()) {
+        if (Status named = cluster::check_name("node", flags->to); !named.ok()) {
+          return make_error("--to: {}", named.error().message);
+        }
+      }
+      command.wait = flags->wait;
+      auto timeout = duration_flag("--timeout", flags->timeout);
+      if (!timeout.ok()) return timeout.error();
+      command.timeout = *timeout;
+      return command;
+    });
+    CLI::App* leaf = add_leaf(*group, name, description, sink, builder);
+    leaf->add_option("group", flags->group, "the group")->required();
+    if (kind == Kind::kGroupMove) {
+      leaf->add_option("--to", flags->to, "the target node (default: the best other node)");
+    }
+    CLI::Option* wait = leaf->add_flag("--wait", flags->wait, "wait until it is done");
+    leaf->add_option("--timeout", flags->timeout, "how long --wait waits")
+        ->needs(wait)
+        ->capture_default_str();
+  };
+  add_waiting_leaf("move", "Move a group to another node", Kind::kGroupMove);
+  add_waiting_leaf("online", "Bring a group online", Kind::kGroupOnline);
+  add_waiting_leaf("offline", "Take a group offline (it stays offline until brought online)",
+                   Kind::kGroupOffline);
+}
+
+void add_resource_commands(CLI::App& root, const Sink& sink) {
+  using Kind = ClusterCommand::Kind;
+  CLI::App* resource =
+      root.add_subcommand("resource", "Add, change and remove the resources of a group");
+  resource->require_subcommand(1);
+
+  struct ResourceFlags {
+    Names names;
+    std::string type;
+    std::vector<std::string> depends_on;
+    std::vector<std::string> on;
+    bool none = false;
+    EditFlags edits;
+  };
+  auto add_names = [](CLI::App& leaf, ResourceFlags& flags) {
+    leaf.add_option("group", flags.names.group, "the group")->required();
+    leaf.add_option("resource", flags.names.resource, "the resource")->required();
+  };
+  auto start = [](Kind kind, const ResourceFlags& flags) {
+    ClusterCommand command;
+    command.kind = kind;
+    command.group = flags.names.group;
+    command.resource = flags.names.resource;
+    return command;
+  };
+
+  auto add = std::make_shared<ResourceFlags>();
+  CLI::App* add_leaf_app = add_leaf(
+      *resource, "add", "Add a resource to a group", sink,
+      std::make_shared<Builder>([add, start]() -> Result<ClusterCommand> {
+        ClusterCommand command = start(Kind::kResourceAdd, *add);
+        if (Status named = cluster::check_name("resource", add->names.resource); !named.ok()) {
+          return named.error();
+        }
+        command.type = add->type;
+        if (Status read = read_edit_flags(add->edits, command); !read.ok()) return read.error();
+        auto depends = parse_dependencies(add->depends_on);
+        if (!depends.ok()) return make_error("--depends-on: {}", depends.error().message);
+        command.depends_on = std::move(*depends);
+        return command;
+      }));
+  add_names(*add_leaf_app, *add);
+  add_leaf_app->add_option("--type", add->type, "ip, script or website")->required();
+  add_edit_flags(*add_leaf_app, add->edits, false);
+  add_leaf_app
+      ->add_option("--depends-on", add->depends_on,
+                   "resources that must be online first: R (R1|R2 = either; repeatable)")
+      ->allow_extra_args(false);
+
+  auto set = std::make_shared<ResourceFlags>();
+  CLI::App* set_leaf = add_leaf(
+      *resource, "set", "Change a resource's parameters, policy or possible owners", sink,
+      std::make_shared<Builder>([set, start]() -> Result<ClusterCommand> {
+        ClusterCommand command = start(Kind::kResourceSet, *set);
+        if (Status read = read_edit_flags(set->edits, command); !read.ok()) return read.error();
+        if (command.parameters.empty() && command.removed_parameters.empty() &&
+            command.policy.empty() && !command.possible_owners) {
+          return make_error(
+              "nothing to change: give --param, --remove-param, --policy or --possible-owners");
+        }
+        return command;
+      }));
+  add_names(*set_leaf, *set);
+  add_edit_flags(*set_leaf, set->edits, true);
+
+  auto remove_names = std::make_shared<ResourceFlags>();
+  CLI::App* remove_leaf =
+      add_leaf(*resource, "remove", "Remove a resource from its group", sink,
+               std::make_shared<Builder>([remove_names, start]() -> Result<ClusterCommand> {
+                 return start(Kind::kResourceRemove, *remove_names);
+               }));
+  add_names(*remove_leaf, *remove_names);
+
+  auto depend = std::make_shared<ResourceFlags>();
+  CLI::App* depend_leaf =
+      add_leaf(*resource, "depend", "Set what a resource depends on (replaces its dependencies)",
+               sink, std::make_shared<Builder>([depend, start]() -> Result<ClusterCommand> {
+                 ClusterCommand command = start(Kind::kResourceDepend, *depend);
+                 if (depend->none == !depend->on.empty()) {
+                   return make_error("give either --on RESOURCE[,RESOURCE...] or --none");
+                 }
+                 auto depends = parse_dependencies(depend->on);
+                 if (!depends.ok()) return make_error("--on: {}", depends.error().message);
+                 command.depends_on = std::move(*depends);
+                 return command;
+               }));
+  add_names(*depend_leaf, *depend);
+  depend_leaf
+      ->add_option("--on", depend->on,
+                   "R1,R2 = both must be online first; R1|R2 = either one (repeatable)")
+      ->allow_extra_args(false);
+  depend_leaf->add_flag("--none", depend->none, "depend on nothing");
+}
+
+void add_other_commands(CLI::App& root, const Sink& sink) {
+  using Kind = ClusterCommand::Kind;
+  CLI::App* cluster_app = root.add_subcommand("cluster", "Show the failover cluster");
+  cluster_app->require_subcommand(1);
+  add_leaf(*cluster_app, "status", "Show the nodes, groups and resources of the cluster", sink,
+           simple(Kind::kStatus, std::make_shared<Names>()));
+
+  struct EventFlags {
+    bool follow = false;
+    std::uint64_t after = 0;
+    CLI::Option* after_option = nullptr;
+    int limit = 0;
+    CLI::Option* limit_option = nullptr;
+  };
+  auto events = std::make_shared<EventFlags>();
+  CLI::App* events_leaf = add_leaf(root, "events", "Show the cluster's event log", sink,
+                                   std::make_shared<Builder>([events]() -> Result<ClusterCommand> {
+                                     ClusterCommand command;
+                                     command.kind = Kind::kEvents;
+                                     command.follow = events->follow;
+                                     if (events->after_option->count() > 0)
+                                       command.after = events->after;
+                                     if (events->limit_option->count() > 0)
+                                       command.limit = events->limit;
+                                     return command;
+                                   }));
+  events_leaf->add_flag("-f,--follow", events->follow, "keep printing new events as they come");
+  events->after_option =
+      events_leaf->add_option("--after", events->after, "only events after this sequence number");
+  events->limit_option =
+      events_leaf->add_option("-n,--limit", events->limit, "at most this many events")
+          ->check(CLI::PositiveNumber);
+
+  struct ApplyFlags {
+    std::vector<std::string> files;
+    bool dry_run = false;
+  };
+  auto apply_flags = std::make_shared<ApplyFlags>();
+  CLI::App* apply_leaf =
+      add_leaf(root, "apply", "Create or change the groups of manifest files, all or nothing", sink,
+               std::make_shared<Builder>([apply_flags]() -> Result<ClusterCommand> {
+                 ClusterCommand command;
+                 command.kind = Kind::kApply;
+                 command.files = apply_flags->files;
+                 command.dry_run = apply_flags->dry_run;
+                 return command;
+               }));
+  apply_leaf->add_option("-f,--file", apply_flags->files, "manifest file or folder (repeatable)")
+      ->required()
+      ->allow_extra_args(false);
+  apply_leaf->add_flag("--dry-run", apply_flags->dry_run,
+                       "check with the agent what would change, write nothing");
+}
+
+}  // namespace
+
+Pacing real_time_pacing() {
+  return Pacing{[] { return std::chrono::steady_clock::now(); },
+                [](milliseconds duration) { std::this_thread::sleep_for(duration); }};
+}
+
+void add_cluster_commands(CLI::App& root, int& exit_code) {
+  add_cluster_commands(root, exit_code, std::cout, std::cerr);
+}
+
+void add_cluster_commands(CLI::App& root, int& exit_code, std::ostream& out, std::ostream& err,
+                          Pacing pacing) {
+  const Sink sink{&exit_code, &out, &err, std::move(pacing)};
+  add_other_commands(root, sink);
+  add_group_commands(root, sink);
+  add_resource_commands(root, sink);
+}
+
+std::string agent_socket_path(std::string_view socket_flag, std::string_view run_dir_flag,
+                              const char* run_dir_env) {
+  if (!socket_flag.empty()) return std::string(socket_flag);
+  std::string_view run_dir = kDefaultRunDir;
+  if (!run_dir_flag.empty()) {
+    run_dir = run_dir_flag;
+  } else if (run_dir_env != nullptr && *run_dir_env != '\0') {
+    run_dir = run_dir_env;
+  }
+  return (std::filesystem::path(run_dir) / "agent.sock").string();
+}
+
+int run_cluster_command(const ClusterCommand& command, AdminClient& client, std::ostream& out,
+                        std::ostream& err, const Pacing& pacing) {
+  using Kind = ClusterCommand::Kind;
+  switch (command.kind) {
+    case Kind::kStatus:
+      return print_reply(client.get("/v1/cluster"), command.output, format_cluster_status, out,
+                         err);
+    case Kind::kGroupList:
+      return group_list(command, client, out, err);
+    case Kind::kGroupShow:
+      return print_reply(client.get(group_target(command.group)), command.output,
+                         format_group_details, out, err);
+    case Kind::kGroupCreate:
+      return group_create(command, client, out, err);
+    case Kind::kGroupDelete:
+      return group_delete(command, client, out, err);
+    case Kind::kGroupMove:
+      return group_move(command, client, out, err, pacing);
+    case Kind::kGroupOnline:
+    case Kind::kGroupOffline:
+      return group_action(command, client, out, err, pacing);
+    case Kind::kResourceAdd:
+    case Kind::kResourceSet:
+    case Kind::kResourceRemove:
+    case Kind::kResourceDepend:
+      return resource_edit(command, client, out, err);
+    case Kind::kEvents:
+      if (command.follow) return follow_events(command, client, out, err);
+      return list_events(command, client, out, err);
+    case Kind::kApply:
+      return apply(command, client, out, err);
+  }
+  report(err, "unknown cluster command");
+  return kExitRefused;
+}
+
+Status edit_group(const ClusterCommand& command, cluster::GroupSpec& group) {
+  using Kind = ClusterCommand::Kind;
+  cluster::ResourceSpec* resource = find_resource(group, command.resource);
+  if (command.kind == Kind::kResourceAdd) {
+    if (resource != nullptr) {
+      return make_error("group \"{}\" already has a resource named \"{}\"", group.name,
+                        command.resource);
+    }
+    cluster::ResourceSpec added;
+    added.name = command.resource;
+    added.type = command.type;
+    group.resources.push_back(std::move(added));
+    resource = &group.resources.back();
+  } else if (resource == nullptr) {
+    return no_such_resource(group, command.resource);
+  }
+
+  switch (command.kind) {
+    case Kind::kResourceAdd:
+    case Kind::kResourceSet:
+      for (const auto& [name, value] : command.parameters) resource->parameters[name] = value;
+      for (const std::string& name : command.removed_parameters) {
+        if (resource->parameters.erase(name) == 0) {
+          return make_error("resource \"{}\" has no parameter \"{}\"", resource->name, name);
+        }
+      }
+      for (const auto& [field, value] : command.policy) {
+        if (Status set = config::set_policy_field(resource->policy, field, value); !set.ok()) {
+          return make_error("policy field {}: {}", field, set.error().message);
+        }
+      }
+      if (command.possible_owners) resource->possible_owners = *command.possible_owners;
+      if (command.depends_on) resource->depends_on = *command.depends_on;
+      if (Status typed = check_type(*resource); !typed.ok()) return typed;
+      if (Status depends = check_dependencies(group, *resource); !depends.ok()) return depends;
+      break;
+    case Kind::kResourceDepend:
+      resource->depends_on = command.depends_on.value_or(decltype(resource->depends_on){});
+      if (Status depends = check_dependencies(group, *resource); !depends.ok()) return depends;
+      break;
+    case Kind::kResourceRemove: {
+      std::vector<std::string> dependents;
+      for (const cluster::ResourceSpec& other : group.resources) {
+        for (const auto& any_of : other.depends_on) {
+          if (std::find(any_of.begin(), any_of.end(), command.resource) != any_of.end()) {
+            dependents.push_back(other.name);
+            break;
+          }
+        }
+      }
+      if (!dependents.empty()) {
+        return make_error(
+            "cannot remove resource \"{}\": {} depend{} on it (change that first with \"clusweb "
+            "resource depend\")",
+            command.resource, join(dependents, ", "), dependents.size() == 1 ? "s" : "");
+      }
+      std::erase_if(group.resources,
+                    [&](const cluster::ResourceSpec& r) { return r.name == command.resource; });
+      break;
+    }
+    default:
+      return make_error("not a resource command");
+  }
+  return cluster::validate(group);
+}
+
+Result<std::vector<std::vector<std::string>>> parse_dependencies(
+    const std::vector<std::string>& terms) {
+  std::vector<std::vector<std::string>> depends_on;
+  for (const std::string& text : terms) {
+    for (const std::string& term : split(text, ',')) {
+      std::vector<std::string> any_of = split(term, '|');
+      for (const std::string& name : any_of) {
+        if (Status named = cluster::check_name("resource", name); !named.ok()) {
+          return make_error("\"{}\": {}", text, named.error().message);
+        }
+      }
+      depends_on.push_back(std::move(any_of));
+    }
+  }
+  return depends_on;
+}
+
+std::string format_dependencies(const std::vector<std::vector<std::string>>& depends_on) {
+  std::vector<std::string> terms;
+  terms.reserve(depends_on.size());
+  for (const auto& any_of : depends_on) terms.push_back(join(any_of, "|"));
+  return join(terms, ",");
+}
+
+Result<std::string> format_group_table(std::string_view json) {
+  Result<Json> doc = parse_object(json);
+  if (!doc.ok()) return doc.error();
+  return groups_table(*doc);
+}
+
+Result<std::string> format_cluster_status(std::string_view json) {
+  Result<Json> doc = parse_object(json);
+  if (!doc.ok()) return doc.error();
+  const Json& cluster = *doc;
+  std::string text = render_fields({{"cluster", text_of(cluster, "cluster")},
+                                    {"node", text_of(cluster, "node")},
+                                    {"coordinator", text_of(cluster, "coordinator")},
+                                    {"revision", count_of(cluster, "revision")}});
+
+  text += '\n';
+  const std::vector<const Json*> nodes = elements_of(cluster, "nodes");
+  if (nodes.empty()) {
+    text += "no nodes\n";
+  } else {
+    std::vector<Row> rows{{"NODE", "STATE"}};
+    for (const Json* node : nodes) {
+      std::string state = flag_of(*node, "up") ? "up" : "down";
+      if (flag_of(*node, "paused")) state += ", paused";
+      rows.push_back({text_of(*node, "name"), std::move(state)});
+    }
+    text += render_table(rows);
+  }
+
+  text += '\n';
+  text += groups_table(cluster);
+  std::vector<Row> resources{{"GROUP", "RESOURCE", "TYPE", "STATE", "RESTARTS", "LAST ERROR"}};
+  for (const Json* group : elements_of(cluster, "groups")) {
+    for (const Json* resource : elements_of(*group, "resources")) {
+      resources.push_back({text_of(*group, "name"), text_of(*resource, "name"),
+                           text_of(*resource, "type"), text_of(*resource, "state"),
+                           count_of(*resource, "restarts"), text_of(*resource, "lastError")});
+    }
+  }
+  if (resources.size() > 1) text += '\n' + render_table(resources);
+  return text;
+}
+
+Result<std::string> format_group_details(std::string_view json) {
+  Result<Json> doc = parse_object(json);
+  if (!doc.ok()) return doc.error();
+  const Json none = Json::object();
+  const Json& status = object_or(*doc, "status", none);
+  const Json& spec = object_or(*doc, "spec", none);
+
+  std::string threshold = count_of(spec, "failoverThreshold");
+  if (threshold == kAbsent) threshold = "nodes - 1";
+  std::string text = render_fields({
+      {"name", text_of(*doc, "name", text_of(spec, "name"))},
+      {"state", text_of(status, "state")},
+      {"owner", text_of(status, "owner")},
+      {"placement", text_of(status, "placement")},
+      {"fencing token", count_of(status, "token")},
+      {"reason", text_of(status, "reason")},
+      {"revision", count_of(*doc, "revision")},
+      {"preferred owners", join_or(strings_of(spec, "preferredOwners"), ", ", "any")},
+      {"failback", text_of(spec, "failback")},
+      {"failover threshold", threshold},
+      {"failover period", text_of(spec, "failoverPeriod")},
+      {"retry period on failure", text_of(spec, "retryPeriodOnFailure")},
+  });
+
+  // The spec's resources in its order, with the status of each; then any the status has
+  // that the spec does not (a change not yet carried out).
+  std::map<std::string, const Json*> states;
+  for (const Json* resource : elements_of(status, "resources")) {
+    states.emplace(text_of(*resource, "name"), resource);
+  }
+  std::vector<Row> rows{{"NAME", "TYPE", "STATE", "RESTARTS", "DEPENDS ON", "POSSIBLE OWNERS",
+                         "PARAMETERS", "LAST ERROR"}};
+  for (const Json* resource : elements_of(spec, "resources")) {
+    const std::string name = text_of(*resource, "name");
+    const auto found = states.find(name);
+    const Json& state = found != states.end() ? *found->second : none;
+    if (found != states.end()) states.erase(found);
+
+    std::vector<std::vector<std::string>> depends_on;
+    for (const Json* any_of : elements_of(*resource, "dependsOn")) {
+      std::vector<std::string> names;
+      if (any_of->is_array()) {
+        for (const Json& item : *any_of) {
+          if (item.is_string()) names.push_back(item.get<std::string>());
+        }
+      }
+      depends_on.push_back(std::move(names));
+    }
+    std::vector<std::string> parameters;
+    for (const auto& [key, value] : object_or(*resource, "parameters", none).items()) {
+      parameters.push_back(key + "=" +
+                           (value.is_string() ? value.get<std::string>() : value.dump()));
+    }
+    rows.push_back({name, text_of(*resource, "type"), text_of(state, "state"),
+                    count_of(state, "restarts"),
+                    depends_on.empty() ? std::string(kAbsent) : format_dependencies(depends_on),
+                    join_or(strings_of(*resource, "possibleOwners"), ",", "any"),
+                    join_or(parameters, " ", kAbsent), text_of(state, "lastError")});
+  }
+  for (const auto& [name, state] : states) {
+    rows.push_back({name, text_of(*state, "type"), text_of(*state, "state"),
+                    count_of(*state, "restarts"), "-", "-", "-", text_of(*state, "lastError")});
+  }
+  if (rows.size() == 1) return text + "resources:               none\n";
+  return text + "resources:\n" + render_table(rows, "  ");
+}
+
+Result<std::string> format_event_table(std::string_view json) {
+  Result<Json> doc = parse_object(json);
+  if (!doc.ok()) return doc.error();
+  const std::vector<const Json*> events = elements_of(*doc, "events");
+  if (events.empty()) return std::string("no events\n");
+  std::vector<Row> rows{{"SEQ", "TIME", "NODE", "GROUP", "RESOURCE", "WHAT", "WHY"}};
+  for (const Json* event : events) {
+    rows.push_back({count_of(*event, "seq"), readable_time(text_of(*event, "time")),
+                    text_of(*event, "node"), text_of(*event, "group"), text_of(*event, "resource"),
+                    text_of(*event, "what"), text_of(*event, "why", "")});
+  }
+  return render_table(rows);
+}
+
+std::string format_event_line(std::string_view line) {
+  Result<Json> doc = parse_object(line);
+  if (!doc.ok()) return std::string(line) + '\n';
+  const Json& event = *doc;
+  // Streamed lines cannot be aligned on the widest cell; typical widths keep them readable.
+  std::string text = fmt::format(
+      "{:<6} {:<23}  {:<8}  {:<12}  {:<12}  {:<10}  {}", count_of(event, "seq"),
+      readable_time(text_of(event, "time")), text_of(event, "node"), text_of(event, "group"),
+      text_of(event, "resource"), text_of(event, "what"), text_of(event, "why", ""));
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  return text + '\n';
+}
+
+Result<std::string> format_apply_result(std::string_view json, bool dry_run) {
+  Result<Json> doc = parse_object(json);
+  if (!doc.ok()) return doc.error();
+  std::string text = dry_run ? "dry run: nothing was written\n" : "";
+  return text + render_fields({
+                    {dry_run ? "would create" : "created",
+                     join_or(strings_of(*doc, "created"), ", ", "none")},
+                    {dry_run ? "would change" : "changed",
+                     join_or(strings_of(*doc, "changed"), ", ", "none")},
+                    {"unchanged", join_or(strings_of(*doc, "unchanged"), ", ", "none")},
+                });
+}
+
+}  // namespace clusweb::cli

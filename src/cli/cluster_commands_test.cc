@@ -1,0 +1,902 @@
+#include "cli/cluster_commands.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <CLI/CLI.hpp>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "base/testing/manual_clock.h"
+#include "cli/admin_client.h"
+#include "cli/testing/fake_admin_server.h"
+#include "cluster/store_keys.h"
+
+namespace clusweb::cli {
+namespace {
+
+using Json = nlohmann::json;
+using ::testing::ElementsAre;
+using testing::FakeAdminServer;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using Reply = FakeAdminServer::Reply;
+using Kind = ClusterCommand::Kind;
+
+constexpr std::string_view kCluster = R"({"cluster":"default","node":"n1","coordinator":"n2",
+  "revision":42,
+  "nodes":[{"name":"n1","up":true,"paused":false},{"name":"n2","up":true,"paused":true},
+           {"name":"n3","up":false,"paused":false}],
+  "groups":[
+    {"name":"web","state":"Online","owner":"n1","token":17,"placement":"n1","reason":"",
+     "resources":[{"name":"vip","type":"ip","state":"Online","restarts":0,"lastError":""},
+                  {"name":"site","type":"website","state":"Online","restarts":2,
+                   "lastError":"probe answered 503"}]},
+    {"name":"db","state":"Pending","owner":"n2","token":9,"placement":"n3","reason":"moving",
+     "resources":[{"name":"disk","type":"script","state":"OfflinePending","restarts":0,
+                   "lastError":""}]},
+    {"name":"idle","state":"Offline","owner":null,"token":0,"placement":null,"reason":"",
+     "resources":[]}]})";
+
+Reply json_reply(int status, std::string body) {
+  Reply reply;
+  reply.status = status;
+  reply.body = std::move(body);
+  return reply;
+}
+
+// Answers "METHOD /target" with the replies listed for it, one per request; the last one
+// repeats. Everything else gets 404.
+FakeAdminServer::Handler routes(std::map<std::string, std::vector<Reply>> table) {
+  auto state = std::make_shared<std::map<std::string, std::vector<Reply>>>(std::move(table));
+  return [state](const FakeAdminServer::Request& request) {
+    auto found = state->find(request.method + " " + request.target);
+    if (found == state->end() || found->second.empty()) {
+      return json_reply(404, R"({"error":"no such thing here"})");
+    }
+    Reply reply = found->second.front();
+    if (found->second.size() > 1) found->second.erase(found->second.begin());
+    return reply;
+  };
+}
+
+// The group "web": an ip address and a website depending on it.
+cluster::GroupSpec web_group() {
+  cluster::GroupSpec group;
+  group.name = "web";
+  group.preferred_owners = {"n1", "n2"};
+  cluster::ResourceSpec vip;
+  vip.name = "vip";
+  vip.type = "ip";
+  vip.parameters = {{"address", "10.0.0.10/24"}, {"interface", "eth0"}};
+  cluster::ResourceSpec site;
+  site.name = "site";
+  site.type = "website";
+  site.parameters = {{"site", "shop"}};
+  site.depends_on = {{"vip"}};
+  group.resources = {vip, site};
+  return group;
+}
+
+Json group_status(std::string_view state, const char* owner, int token) {
+  return Json{{"name", "web"},
+              {"state", std::string(state)},
+              {"owner", owner == nullptr ? Json(nullptr) : Json(owner)},
+              {"token", token},
+              {"placement", owner == nullptr ? Json(nullptr) : Json(owner)},
+              {"reason", ""},
+              {"resources", Json::array()}};
+}
+
+// GET /v1/groups/web's reply.
+std::string group_reply(const cluster::GroupSpec& spec, int revision,
+                        const Json& status = group_status("Online", "n1", 17)) {
+  return Json{{"name", spec.name},
+              {"revision", revision},
+              {"spec", Json::parse(cluster::encode(spec))},
+              {"status", status}}
+      .dump();
+}
+
+// ---- formatting, no agent ----
+
+TEST(FormatClusterStatusTest, ShowsNodesGroupsAndResources) {
+  Result<std::string> text = format_cluster_status(kCluster);
+
+  ASSERT_TRUE(text.ok()) << text.error().describe();
+  EXPECT_EQ(*text,
+            "cluster:     default\n"
+            "node:        n1\n"
+            "coordinator: n2\n"
+            "revision:    42\n"
+            "\n"
+            "NODE   STATE\n"
+            "n1     up\n"
+            "n2     up, paused\n"
+            "n3     down\n"
+            "\n"
+            "GROUP   STATE     OWNER      RESOURCES\n"
+            "web     Online    n1         2/2\n"
+            "db      Pending   n2 -> n3   0/1\n"
+            "idle    Offline   -          0/0\n"
+            "\n"
+            "GROUP   RESOURCE   TYPE      STATE            RESTARTS   LAST ERROR\n"
+            "web     vip        ip        Online           0          -\n"
+            "web     site       website   Online           2          probe answered 503\n"
+            "db      disk       script    OfflinePending   0          -\n");
+}
+
+TEST(FormatClusterStatusTest, EmptyCluster) {
+  EXPECT_EQ(*format_cluster_status(R"({"cluster":"c","nodes":[],"groups":[]})"),
+            "cluster:     c\n"
+            "node:        -\n"
+            "coordinator: -\n"
+            "revision:    -\n"
+            "\n"
+            "no nodes\n"
+            "\n"
+            "no groups\n");
+  EXPECT_FALSE(format_cluster_status("[]").ok());
+  EXPECT_EQ(format_cluster_status("<html>").error().message,
+            "the cluster agent sent a reply that is not JSON");
+}
+
+TEST(FormatGroupTableTest, ListsTheGroups) {
+  EXPECT_EQ(*format_group_table(kCluster),
+            "GROUP   STATE     OWNER      RESOURCES\n"
+            "web     Online    n1         2/2\n"
+            "db      Pending   n2 -> n3   0/1\n"
+            "idle    Offline   -          0/0\n");
+  EXPECT_EQ(*format_group_table(R"({"groups":[]})"), "no groups\n");
+}
+
+TEST(FormatGroupDetailsTest, MergesSpecAndStatus) {
+  cluster::GroupSpec spec = web_group();
+  spec.failover_threshold = 1;
+  spec.resources[0].possible_owners = {"n1", "n2"};
+  Json status = group_status("Online", "n1", 17);
+  status["reason"] = "preferred owner";
+  status["resources"] = Json::parse(
+      R"([{"name":"vip","type":"ip","state":"Online","restarts":0,"lastError":""},
+          {"name":"site","type":"website","state":"Failed","restarts":3,"lastError":"probe 503"}])");
+
+  Result<std::string> text = format_group_details(group_reply(spec, 42, status));
+
+  ASSERT_TRUE(text.ok()) << text.error().describe();
+  EXPECT_EQ(*text,
+            "name:                    web\n"
+            "state:                   Online\n"
+            "owner:                   n1\n"
+            "placement:               n1\n"
+            "fencing token:           17\n"
+            "reason:                  preferred owner\n"
+            "revision:                42\n"
+            "preferred owners:        n1, n2\n"
+            "failback:                prevent\n"
+            "failover threshold:      1\n"
+            "failover period:         6h\n"
+            "retry period on failure: 1h\n"
+            "resources:\n"
+            "  NAME   TYPE      STATE    RESTARTS   DEPENDS ON   POSSIBLE OWNERS   PARAMETERS"
+            "                            LAST ERROR\n"
+            "  vip    ip        Online   0          -            n1,n2             "
+            "address=10.0.0.10/24 interface=eth0   -\n"
+            "  site   website   Failed   3          vip          any               site=shop"
+            "                             probe 503\n");
+}
+
+TEST(FormatGroupDetailsTest, GroupWithoutResources) {
+  cluster::GroupSpec spec;
+  spec.name = "empty";
+  Result<std::string> text = format_group_details(group_reply(spec, 3, Json::object()));
+
+  ASSERT_TRUE(text.ok()) << text.error().describe();
+  EXPECT_THAT(*text, HasSubstr("state:                   -\n"));
+  EXPECT_THAT(*text, HasSubstr("preferred owners:        any\n"));
+  EXPECT_THAT(*text, HasSubstr("failover threshold:      nodes - 1\n"));
+  EXPECT_THAT(*text, HasSubstr("resources:               none\n"));
+}
+
+TEST(FormatEventTableTest, OneRowPerEvent) {
+  Result<std::string> text = format_event_table(R"({"events":[
+    {"seq":12,"time":"2026-11-26T01:02:03.456Z","node":"n1","group":"web","resource":"site",
+     "what":"online","why":"probe answered 200"},
+    {"seq":13,"time":"2026-11-26T01:02:04.000Z","node":"n2","group":"web","resource":"",
+     "what":"failover","why":""}]})");
+
+  ASSERT_TRUE(text.ok()) << text.error().describe();
+  EXPECT_EQ(*text,
+            "SEQ   TIME                      NODE   GROUP   RESOURCE   WHAT       WHY\n"
+            "12    2026-11-26 01:02:03.456   n1     web     site       online     probe "
+            "answered 200\n"
+            "13    2026-11-26 01:02:04.000   n2     web     -          failover\n");
+  EXPECT_EQ(*format_event_table(R"({"events":[]})"), "no events\n");
+}
+
+TEST(FormatEventLineTest, StreamedEventsKeepTheColumns) {
+  EXPECT_EQ(format_event_line(R"({"seq":12,"time":"2026-11-26T01:02:03.456Z","node":"n1",
+      "group":"web","resource":"site","what":"online","why":"probe answered 200"})"),
+            "12     2026-11-26 01:02:03.456  n1        web           site          online      "
+            "probe answered 200\n");
+  EXPECT_EQ(format_event_line("not json"), "not json\n");
+}
+
+TEST(FormatApplyResultTest, NamesEachList) {
+  EXPECT_EQ(
+      *format_apply_result(R"({"created":["web","db"],"changed":[],"unchanged":["api"]})", false),
+      "created:   web, db\n"
+      "changed:   none\n"
+      "unchanged: api\n");
+  EXPECT_EQ(*format_apply_result(R"({"created":[],"changed":["web"],"unchanged":[]})", true),
+            "dry run: nothing was written\n"
+            "would create: none\n"
+            "would change: web\n"
+            "unchanged:    none\n");
+}
+
+TEST(DependenciesTest, CommasAreAndsBarsAreOrs) {
+  auto parsed = parse_dependencies({"vip,disk-a|disk-b", "net"});
+  ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
+  EXPECT_THAT(*parsed,
+              ElementsAre(ElementsAre("vip"), ElementsAre("disk-a", "disk-b"), ElementsAre("net")));
+  EXPECT_EQ(format_dependencies(*parsed), "vip,disk-a|disk-b,net");
+  EXPECT_THAT(*parse_dependencies({}), IsEmpty());
+  EXPECT_THAT(parse_dependencies({"vip,,net"}).error().message,
+              HasSubstr("\"vip,,net\": resource name is empty"));
+  EXPECT_THAT(parse_dependencies({"a b"}).error().message, HasSubstr("contains ' '"));
+}
+
+TEST(AgentSocketPathTest, SocketFlagWinsThenRunDirThenEnvironment) {
+  EXPECT_EQ(agent_socket_path("/tmp/a.sock", "/srv/run", "/env/run"), "/tmp/a.sock");
+  EXPECT_EQ(agent_socket_path("", "/srv/run", "/env/run"), "/srv/run/agent.sock");
+  EXPECT_EQ(agent_socket_path("", "", "/env/run"), "/env/run/agent.sock");
+  EXPECT_EQ(agent_socket_path("", "", ""), "/run/clusweb/agent.sock");
+  EXPECT_EQ(agent_socket_path("", "", nullptr), "/run/clusweb/agent.sock");
+}
+
+// ---- edit_group, no agent ----
+
+ClusterCommand resource_command(Kind kind, std::string resource) {
+  ClusterCommand command;
+  command.kind = kind;
+  command.group = "web";
+  command.resource = std::move(resource);
+  return command;
+}
+
+TEST(EditGroupTest, AddAppendsAResourceWithItsSettings) {
+  cluster::GroupSpec group = web_group();
+  ClusterCommand command = resource_command(Kind::kResourceAdd, "hook");
+  command.type = "script";
+  command.parameters = {{"path", "/usr/local/bin/hook"}, {"mode", "fast"}};
+  command.policy = {{"restartThreshold", "5"}, {"pendingTimeout", "30s"}};
+  command.possible_owners = std::vector<std::string>{"n1"};
+  command.depends_on = std::vector<std::vector<std::string>>{{"site"}};
+
+  ASSERT_TRUE(edit_group(command, group).ok());
+
+  ASSERT_EQ(group.resources.size(), 3u);
+  const cluster::ResourceSpec& hook = group.resources[2];
+  EXPECT_EQ(hook.name, "hook");
+  EXPECT_EQ(hook.type, "script");
+  EXPECT_EQ(hook.parameters.at("mode"), "fast");
+  EXPECT_EQ(hook.policy.restart_threshold, 5);
+  EXPECT_EQ(hook.policy.pending_timeout, cluster::Milliseconds(30000));
+  EXPECT_THAT(hook.possible_owners, ElementsAre("n1"));
+  EXPECT_THAT(hook.depends_on, ElementsAre(ElementsAre("site")));
+}
+
+TEST(EditGroupTest, AddRefusesWhatDoesNotFit) {
+  cluster::GroupSpec group = web_group();
+  ClusterCommand twice = resource_command(Kind::kResourceAdd, "vip");
+  twice.type = "ip";
+  EXPECT_EQ(edit_group(twice, group).error().message,
+            "group \"web\" already has a resource named \"vip\"");
+
+  group = web_group();
+  ClusterCommand typo = resource_command(Kind::kResourceAdd, "vip2");
+  typo.type = "ip";
+  typo.parameters = {{"adress", "10.0.0.11/24"}, {"interface", "eth0"}};
+  EXPECT_EQ(edit_group(typo, group).error().message,
+            "resource \"vip2\": parameter \"address\": missing required parameter of an ip "
+            "resource\n"
+            "resource \"vip2\": parameter \"adress\": unknown parameter of an ip resource (did "
+            "you mean \"address\"?)");
+
+  group = web_group();
+  ClusterCommand dangling = resource_command(Kind::kResourceAdd, "hook");
+  dangling.type = "script";
+  dangling.parameters = {{"path", "/bin/true"}};
+  dangling.depends_on = std::vector<std::vector<std::string>>{{"vpi"}};
+  EXPECT_EQ(edit_group(dangling, group).error().message,
+            "resource \"hook\" cannot depend on \"vpi\": group \"web\" has no resource named "
+            "\"vpi\" (it has: vip, site, hook)");
+}
+
+TEST(EditGroupTest, SetChangesOnlyWhatIsGiven) {
+  cluster::GroupSpec group = web_group();
+  ClusterCommand command = resource_command(Kind::kResourceSet, "vip");
+  command.parameters = {{"lifetime", "30"}};
+  command.removed_parameters = {};
+  command.policy = {{"restartAction", "no-restart"}};
+
+  ASSERT_TRUE(edit_group(command, group).ok());
+
+  const cluster::ResourceSpec& vip = group.resources[0];
+  EXPECT_EQ(vip.parameters.size(), 3u);
+  EXPECT_EQ(vip.parameters.at("lifetime"), "30");
+  EXPECT_EQ(vip.policy.restart_action, cluster::RestartAction::kNoRestart);
+  EXPECT_EQ(vip.policy.restart_threshold, cluster::ResourcePolicy().restart_threshold);
+
+  ClusterCommand missing = resource_command(Kind::kResourceSet, "vip");
+  missing.removed_parameters = {"nope"};
+  EXPECT_EQ(edit_group(missing, group).error().message,
+            "resource \"vip\" has no parameter \"nope\"");
+  ClusterCommand unknown = resource_command(Kind::kResourceSet, "disk");
+  EXPECT_EQ(edit_group(unknown, group).error().message,
+            "group \"web\" has no resource named \"disk\" (it has: vip, site)");
+}
+
+TEST(EditGroupTest, RemoveRefusesWhileOthersDependOnIt) {
+  cluster::GroupSpec group = web_group();
+  EXPECT_EQ(edit_group(resource_command(Kind::kResourceRemove, "vip"), group).error().message,
+            "cannot remove resource \"vip\": site depends on it (change that first with "
+            "\"clusweb resource depend\")");
+  ASSERT_TRUE(edit_group(resource_command(Kind::kResourceRemove, "site"), group).ok());
+  ASSERT_EQ(group.resources.size(), 1u);
+  EXPECT_EQ(group.resources[0].name, "vip");
+}
+
+TEST(EditGroupTest, DependReplacesAndCatchesCycles) {
+  cluster::GroupSpec group = web_group();
+  ClusterCommand none = resource_command(Kind::kResourceDepend, "site");
+  none.depends_on = std::vector<std::vector<std::string>>{};
+  ASSERT_TRUE(edit_group(none, group).ok());
+  EXPECT_TRUE(group.resources[1].depends_on.empty());
+
+  group = web_group();
+  ClusterCommand cycle = resource_command(Kind::kResourceDepend, "vip");
+  cycle.depends_on = std::vector<std::vector<std::string>>{{"site"}};
+  EXPECT_THAT(edit_group(cycle, group).error().describe(), HasSubstr("dependency cycle"));
+
+  group = web_group();
+  ClusterCommand self = resource_command(Kind::kResourceDepend, "vip");
+  self.depends_on = std::vector<std::vector<std::string>>{{"vip"}};
+  EXPECT_EQ(edit_group(self, group).error().message, "a resource cannot depend on itself");
+}
+
+// ---- the command line against a fake agent ----
+
+class ClusterCommandLineTest : public ::testing::Test {
+ protected:
+  // Parses `arguments` (without the program name) as `clusweb` would and returns the exit code
+  // the command set, or -1 when none ran. --wait's polls advance clock_ instead of sleeping.
+  int run(const std::string& arguments) {
+    CLI::App root("clusweb");
+    int exit_code = -1;
+    Pacing pacing{[this] { return clock_.now(); },
+                  [this](std::chrono::milliseconds duration) {
+                    clock_.advance(duration);
+                    sleeps_.push_back(duration.count());
+                  }};
+    add_cluster_commands(root, exit_code, out_, err_, pacing);
+    root.parse(arguments, false);
+    return exit_code;
+  }
+
+  // The JSON body of the `index`th request.
+  static Json body_of(const FakeAdminServer& server, std::size_t index) {
+    return Json::parse(server.requests().at(index).body);
+  }
+
+  clusweb::testing::ManualClock clock_;
+  std::vector<long> sleeps_;
+  std::ostringstream out_;
+  std::ostringstream err_;
+};
+
+TEST_F(ClusterCommandLineTest, StatusUsesAgentSockInTheRunDirectory) {
+  FakeAdminServer server(routes({{"GET /v1/cluster", {json_reply(200, std::string(kCluster))}}}),
+                         "agent.sock");
+
+  EXPECT_EQ(run("cluster status --run-dir " + server.directory()), kExitOk);
+
+  EXPECT_EQ(out_.str(), *format_cluster_status(kCluster));
+  EXPECT_EQ(err_.str(), "");
+  ASSERT_EQ(server.requests().size(), 1u);
+  EXPECT_EQ(server.requests()[0].method, "GET");
+}
+
+TEST_F(ClusterCommandLineTest, StatusAsJsonPrintsTheAgentsJson) {
+  FakeAdminServer server(routes({{"GET /v1/cluster", {json_reply(200, R"({"cluster":"c"})")}}}));
+
+  EXPECT_EQ(run("cluster status -o json --socket " + server.socket_path()), kExitOk);
+
+  EXPECT_EQ(out_.str(), "{\n  \"cluster\": \"c\"\n}\n");
+}
+
+TEST_F(ClusterCommandLineTest, GroupListAsJsonIsTheGroupsAlone) {
+  FakeAdminServer server(routes({{"GET /v1/cluster", {json_reply(200, std::string(kCluster))}}}));
+
+  EXPECT_EQ(run("group list -o json --socket " + server.socket_path()), kExitOk);
+
+  const Json printed = Json::parse(out_.str());
+  EXPECT_EQ(printed.size(), 1u);
+  EXPECT_EQ(printed["groups"].size(), 3u);
+}
+
+TEST_F(ClusterCommandLineTest, UnreachableAgentExitsThree) {
+  FakeAdminServer server(routes({}));
+  const std::string missing = server.directory() + "/gone.sock";
+
+  EXPECT_EQ(run("cluster status --socket " + missing), kExitUnreachable);
+
+  EXPECT_EQ(err_.str(), "clusweb: cannot reach the cluster agent at " + missing +
+                            " (No such file or directory); is \"clusweb agent\" running?\n");
+}
+
+TEST_F(ClusterCommandLineTest, ShowOfAnUnknownGroupPrintsTheAgentsReason) {
+  FakeAdminServer server(routes(
+      {{"GET /v1/groups/nope", {json_reply(404, R"({"error":"no group named \"nope\""})")}}}));
+
+  EXPECT_EQ(run("group show nope --socket " + server.socket_path()), kExitRefused);
+
+  EXPECT_EQ(err_.str(), "clusweb: no group named \"nope\"\n");
+  EXPECT_EQ(out_.str(), "");
+}
+
+TEST_F(ClusterCommandLineTest, CreatePostsANewGroupWithRevisionZero) {
+  FakeAdminServer server(
+      routes({{"POST /v1/groups/web", {json_reply(200, R"({"name":"web","revision":43})")}}}));
+
+  EXPECT_EQ(run("group create web --preferred-owners n1,n2 --failback allow "
+                "--failover-threshold 2 --failover-period 2h --socket " +
+                server.socket_path()),
+            kExitOk);
+
+  EXPECT_EQ(out_.str(), "group \"web\" created (revision 43)\n");
+  const Json body = body_of(server, 0);
+  EXPECT_EQ(body["revision"], 0);
+  EXPECT_EQ(body["spec"]["name"], "web");
+  EXPECT_EQ(body["spec"]["preferredOwners"], Json::parse(R"(["n1","n2"])"));
+  EXPECT_EQ(body["spec"]["failback"], "allow");
+  EXPECT_EQ(body["spec"]["failoverThreshold"], 2);
+  EXPECT_EQ(body["spec"]["failoverPeriod"], "2h");
+  EXPECT_EQ(body["spec"]["resources"], Json::array());
+}
+
+TEST_F(ClusterCommandLineTest, CreateChecksItsArgumentsBeforeSending) {
+  FakeAdminServer server(routes({}));
+  const std::string socket = " --socket " + server.socket_path();
+
+  EXPECT_EQ(run("group create 'my web'" + socket), kExitUsage);
+  EXPECT_EQ(run("group create web --preferred-owners n1,n1" + socket), kExitUsage);
+  EXPECT_EQ(run("group create web --failover-period soon" + socket), kExitUsage);
+
+  EXPECT_EQ(err_.str(),
+            "clusweb: group name \"my web\" contains ' ' (allowed: letters, digits, '.', '_', "
+            "'-')\n"
+            "clusweb: --preferred-owners: node \"n1\" is listed twice\n"
+            "clusweb: --failover-period: invalid duration \"soon\": expected a number (expected "
+            "e.g. 250ms, 90s, 20m, 1h30m)\n");
+  EXPECT_TRUE(server.requests().empty());
+}
+
+TEST_F(ClusterCommandLineTest, DeleteOnlineOffline) {
+  FakeAdminServer server(
+      routes({{"POST /v1/groups/web/delete", {json_reply(200, R"({"name":"web"})")}},
+              {"POST /v1/groups/web/online", {json_reply(200, R"({"name":"web"})")}},
+              {"POST /v1/groups/web/offline", {json_reply(200, R"({"name":"web"})")}}}));
+  const std::string socket = " --socket " + server.socket_path();
+
+  EXPECT_EQ(run("group online web" + socket), kExitOk);
+  EXPECT_EQ(run("group offline web" + socket), kExitOk);
+  EXPECT_EQ(run("group delete web" + socket), kExitOk);
+
+  EXPECT_EQ(out_.str(),
+            "group \"web\": online requested\n"
+            "group \"web\": offline requested\n"
+            "group \"web\" deleted\n");
+  ASSERT_EQ(server.requests().size(), 3u);
+  EXPECT_EQ(server.requests()[0].body, "");
+}
+
+TEST_F(ClusterCommandLineTest, MoveWaitsUntilTheTargetServesTheGroup) {
+  const cluster::GroupSpec spec = web_group();
+  FakeAdminServer server(routes(
+      {{"POST /v1/groups/web/move", {json_reply(200, R"({"name":"web","from":"n1","to":"n2"})")}},
+       {"GET /v1/groups/web",
+        {json_reply(200, group_reply(spec, 5, group_status("Online", "n1", 17))),
+         json_reply(200, group_reply(spec, 5, group_status("Offline", nullptr, 17))),
+         json_reply(200, group_reply(spec, 5, group_status("Offline", nullptr, 17))),
+         json_reply(200, group_reply(spec, 5, group_status("Pending", "n2", 18))),
+         json_reply(200, group_reply(spec, 5, group_status("Online", "n2", 18)))}}}));
+
+  EXPECT_EQ(run("group move web --to n2 --wait --socket " + server.socket_path()), kExitOk);
+
+  EXPECT_EQ(out_.str(),
+            "moving group \"web\" from n1 to n2\n"
+            "group \"web\" is Online on n1\n"
+            "group \"web\" is Offline\n"
+            "group \"web\" is Pending on n2\n"
+            "group \"web\" is Online on n2\n");
+  EXPECT_EQ(err_.str(), "");
+  EXPECT_EQ(body_of(server, 0), Json::parse(R"({"node":"n2"})"));
+  EXPECT_THAT(sleeps_, ElementsAre(200, 200, 200, 200));
+}
+
+TEST_F(ClusterCommandLineTest, MoveAnywhereWaitsForAnotherOwner) {
+  const cluster::GroupSpec spec = web_group();
+  FakeAdminServer server(routes(
+      {{"POST /v1/groups/web/move", {json_reply(200, R"({"name":"web","from":"n1","to":null})")}},
+       {"GET /v1/groups/web",
+        {json_reply(200, group_reply(spec, 5, group_status("Online", "n1", 17))),
+         json_reply(200, group_reply(spec, 5, group_status("Online", "n3", 18)))}}}));
+
+  EXPECT_EQ(run("group move web --wait --socket " + server.socket_path()), kExitOk);
+
+  EXPECT_EQ(out_.str(),
+            "moving group \"web\" from n1 to another node\n"
+            "group \"web\" is Online on n1\n"
+            "group \"web\" is Online on n3\n");
+  EXPECT_EQ(body_of(server, 0), Json::object());
+}
+
+TEST_F(ClusterCommandLineTest, WaitGivesUpAtTheTimeout) {
+  FakeAdminServer server(routes(
+      {{"POST /v1/groups/web/move", {json_reply(200, R"({"name":"web","from":"n1","to":"n2"})")}},
+       {"GET /v1/groups/web", {json_reply(200, group_reply(web_group(), 5))}}}));
+
+  EXPECT_EQ(run("group move web --to n2 --wait --timeout 1s --socket " + server.socket_path()),
+            kExitRefused);
+
+  EXPECT_EQ(err_.str(),
+            "clusweb: gave up after 1s waiting for group \"web\" to be Online on n2; it is Online "
+            "on n1\n");
+  EXPECT_THAT(sleeps_, ElementsAre(200, 200, 200, 200, 200));
+  EXPECT_EQ(server.requests().size(), 7u);  // the move and six polls
+}
+
+TEST_F(ClusterCommandLineTest, WaitStopsWhenTheGroupFails) {
+  Json failed = group_status("Failed", "n2", 18);
+  failed["reason"] = "resource site failed to come online";
+  FakeAdminServer server(
+      routes({{"POST /v1/groups/web/online", {json_reply(200, R"({"name":"web"})")}},
+              {"GET /v1/groups/web",
+               {json_reply(200, group_reply(web_group(), 5, group_status("Pending", "n2", 18))),
+                json_reply(200, group_reply(web_group(), 5, failed))}}}));
+
+  EXPECT_EQ(run("group online web --wait --socket " + server.socket_path()), kExitRefused);
+
+  EXPECT_EQ(err_.str(),
+            "clusweb: group \"web\" is Failed on n2 (resource site failed to come online) instead "
+            "of Online\n");
+}
+
+TEST_F(ClusterCommandLineTest, WaitLooksPastAFailureFromBeforeTheCommand) {
+  FakeAdminServer server(
+      routes({{"POST /v1/groups/web/online", {json_reply(200, R"({"name":"web"})")}},
+              {"GET /v1/groups/web",
+               {json_reply(200, group_reply(web_group(), 5, group_status("Failed", "n2", 18))),
+                json_reply(200, group_reply(web_group(), 5, group_status("Pending", "n2", 18))),
+                json_reply(200, group_reply(web_group(), 5, group_status("Online", "n2", 18)))}}}));
+
+  EXPECT_EQ(run("group online web --wait -o json --socket " + server.socket_path()), kExitOk);
+
+  EXPECT_EQ(Json::parse(out_.str())["status"]["state"], "Online");  // the last poll, alone
+  EXPECT_EQ(err_.str(), "");
+}
+
+TEST_F(ClusterCommandLineTest, TimeoutNeedsWait) {
+  EXPECT_THROW(run("group online web --timeout 5s"), CLI::RequiresError);
+}
+
+TEST_F(ClusterCommandLineTest, ResourceAddReadsChangesAndWritesBackAtTheRevisionRead) {
+  cluster::GroupSpec spec = web_group();
+  FakeAdminServer server(
+      routes({{"GET /v1/groups/web", {json_reply(200, group_reply(spec, 7))}},
+              {"POST /v1/groups/web", {json_reply(200, R"({"name":"web","revision":8})")}}}));
+
+  EXPECT_EQ(run("resource add web hook --type script --param path=/usr/local/bin/hook "
+                "--param mode=a=b --depends-on site --depends-on 'vip|site' "
+                "--policy restartThreshold=5 --possible-owners n1,n2 --socket " +
+                server.socket_path()),
+            kExitOk);
+
+  EXPECT_EQ(out_.str(), "resource \"hook\" added to group \"web\" (revision 8)\n");
+  ASSERT_EQ(server.requests().size(), 2u);
+  EXPECT_EQ(server.requests()[0].method, "GET");
+  EXPECT_EQ(server.requests()[1].method, "POST");
+  const Json body = body_of(server, 1);
+  EXPECT_EQ(body["revision"], 7);
+  auto written = cluster::decode_group(body["spec"].dump(), "body");
+  ASSERT_TRUE(written.ok()) << written.error().describe();
+  ASSERT_EQ(written->resources.size(), 3u);
+  const cluster::ResourceSpec& hook = written->resources[2];
+  EXPECT_EQ(hook.type, "script");
+  EXPECT_EQ(hook.parameters.at("path"), "/usr/local/bin/hook");
+  EXPECT_EQ(hook.parameters.at("mode"), "a=b");
+  EXPECT_THAT(hook.depends_on, ElementsAre(ElementsAre("site"), ElementsAre("vip", "site")));
+  EXPECT_EQ(hook.policy.restart_threshold, 5);
+  EXPECT_THAT(hook.possible_owners, ElementsAre("n1", "n2"));
+  // Everything else is as it was.
+  spec.resources.push_back(hook);
+  EXPECT_EQ(cluster::encode(*written), cluster::encode(spec));
+}
+
+TEST_F(ClusterCommandLineTest, ResourceSetAndRemoveParameters) {
+  FakeAdminServer server(
+      routes({{"GET /v1/groups/web", {json_reply(200, group_reply(web_group(), 7))}},
+              {"POST /v1/groups/web", {json_reply(200, R"({"name":"web","revision":8})")}}}));
+
+  const std::string socket = " --socket " + server.socket_path();
+
+  EXPECT_EQ(run("resource set web site --param site=store --param pool=shop-pool "
+                "--policy pendingTimeout=1m" +
+                socket),
+            kExitOk);
+  EXPECT_EQ(run("resource set web site --remove-param site" + socket), kExitRefused);
+
+  EXPECT_EQ(out_.str(), "resource \"site\" of group \"web\" changed (revision 8)\n");
+  const Json resource = body_of(server, 1)["spec"]["resources"][1];
+  EXPECT_EQ(resource["parameters"], Json::parse(R"({"pool":"shop-pool","site":"store"})"));
+  EXPECT_EQ(resource["policy"]["pendingTimeout"], "1m");
+  EXPECT_EQ(err_.str(),
+            "clusweb: resource \"site\": parameter \"site\": missing required parameter of a "
+            "website resource\n");
+  EXPECT_EQ(server.requests().size(), 3u);  // read, write, read
+}
+
+TEST_F(ClusterCommandLineTest, ResourceDependReplacesTheDependencies) {
+  cluster::GroupSpec spec = web_group();
+  cluster::ResourceSpec disk{"disk", "script", {{"path", "/bin/disk"}}, {}, {}, {}};
+  spec.resources.push_back(disk);
+  FakeAdminServer server(
+      routes({{"GET /v1/groups/web", {json_reply(200, group_reply(spec, 7))}},
+              {"POST /v1/groups/web", {json_reply(200, R"({"name":"web","revision":8})")}}}));
+
+  EXPECT_EQ(run("resource depend web site --on 'vip,disk|vip' --socket " + server.socket_path()),
+            kExitOk);
+
+  EXPECT_EQ(out_.str(),
+            "resource \"site\" of group \"web\" depends on vip,disk|vip (revision 8)\n");
+  EXPECT_EQ(body_of(server, 1)["spec"]["resources"][1]["dependsOn"],
+            Json::parse(R"([["vip"],["disk","vip"]])"));
+}
+
+TEST_F(ClusterCommandLineTest, AConcurrentChangeIsReportedNotOverwritten) {
+  FakeAdminServer server(routes(
+      {{"GET /v1/groups/web", {json_reply(200, group_reply(web_group(), 7))}},
+       {"POST /v1/groups/web", {json_reply(409, R"({"error":"revision 7 is not current"})")}}}));
+
+  EXPECT_EQ(run("resource remove web site --socket " + server.socket_path()), kExitRefused);
+
+  EXPECT_EQ(err_.str(),
+            "clusweb: group \"web\" changed while this command ran (it was at revision 7); "
+            "nothing was written, run the command again\n");
+  EXPECT_EQ(out_.str(), "");
+}
+
+TEST_F(ClusterCommandLineTest, AnEditThatDoesNotFitIsNotSent) {
+  FakeAdminServer server(
+      routes({{"GET /v1/groups/web", {json_reply(200, group_reply(web_group(), 7))}}}));
+
+  EXPECT_EQ(run("resource remove web vip --socket " + server.socket_path()), kExitRefused);
+
+  EXPECT_THAT(err_.str(), HasSubstr("cannot remove resource \"vip\": site depends on it"));
+  EXPECT_EQ(server.requests().size(), 1u);  // the read only
+}
+
+TEST_F(ClusterCommandLineTest, MalformedFlagsAreUsageErrors) {
+  FakeAdminServer server(routes({}));
+  const std::string socket = " --socket " + server.socket_path();
+
+  EXPECT_EQ(run("resource add web x --type script --param path" + socket), kExitUsage);
+  EXPECT_EQ(run("resource set web x --policy restartTreshold=3" + socket), kExitUsage);
+  EXPECT_EQ(run("resource set web x" + socket), kExitUsage);
+  EXPECT_EQ(run("resource depend web x" + socket), kExitUsage);
+  EXPECT_EQ(run("resource depend web x --on a --none" + socket), kExitUsage);
+
+  EXPECT_EQ(err_.str(),
+            "clusweb: --param \"path\": expected NAME=VALUE\n"
+            "clusweb: --policy restartTreshold: unknown policy field (did you mean "
+            "\"restartThreshold\"?)\n"
+            "clusweb: nothing to change: give --param, --remove-param, --policy or "
+            "--possible-owners\n"
+            "clusweb: give either --on RESOURCE[,RESOURCE...] or --none\n"
+            "clusweb: give either --on RESOURCE[,RESOURCE...] or --none\n");
+  EXPECT_TRUE(server.requests().empty());
+}
+
+TEST_F(ClusterCommandLineTest, ResourceAddNeedsAType) {
+  EXPECT_THROW(run("resource add web x"), CLI::RequiredError);
+  EXPECT_THROW(run("resource"), CLI::RequiredError);
+}
+
+TEST_F(ClusterCommandLineTest, EventsPrintsATable) {
+  FakeAdminServer server(
+      routes({{"GET /v1/events?after=10&limit=5",
+               {json_reply(200, R"({"events":[{"seq":11,"time":"2026-11-26T01:02:03.456Z",
+          "node":"n1","group":"web","resource":"site","what":"online","why":"ok"}]})")}}}));
+
+  EXPECT_EQ(run("events --after 10 -n 5 --socket " + server.socket_path()), kExitOk);
+
+  EXPECT_EQ(out_.str(),
+            "SEQ   TIME                      NODE   GROUP   RESOURCE   WHAT     WHY\n"
+            "11    2026-11-26 01:02:03.456   n1     web     site       online   ok\n");
+}
+
+TEST_F(ClusterCommandLineTest, EventsFollowPrintsEachLineAsItComes) {
+  Reply stream;
+  stream.chunks = {R"({"seq":1,"time":"2026-11-26T01:02:03.456Z","node":"n1","group":"web",)",
+                   R"("resource":"","what":"move","why":"requested"})"
+                   "\n"};
+  FakeAdminServer server(routes({{"GET /v1/events?follow=1&after=0", {stream}}}));
+
+  EXPECT_EQ(run("events -f --after 0 --socket " + server.socket_path()), kExitOk);
+
+  EXPECT_EQ(out_.str(),
+            "1      2026-11-26 01:02:03.456  n1        web           -             move        "
+            "requested\n");
+}
+
+Json event(int seq) {
+  return Json{{"seq", seq},
+              {"time", "2026-11-26T01:02:03.456Z"},
+              {"node", "n1"},
+              {"group", "web"},
+              {"resource", ""},
+              {"what", "check"},
+              {"why", std::to_string(seq)}};
+}
+
+// `count` events with sequence numbers from `first` on, as /v1/events sends them.
+std::string events_reply(int first, int count) {
+  Json events = Json::array();
+  for (int seq = first; seq < first + count; ++seq) events.push_back(event(seq));
+  return Json{{"events", std::move(events)}}.dump();
+}
+
+TEST_F(ClusterCommandLineTest, EventsWithoutAfterShowsTheLastOnes) {
+  FakeAdminServer server(
+      routes({{"GET /v1/events?after=0&limit=1000", {json_reply(200, events_reply(1, 1000))}},
+              {"GET /v1/events?after=1000&limit=1000", {json_reply(200, events_reply(1001, 2))}}}));
+
+  EXPECT_EQ(run("events -n 3 --socket " + server.socket_path()), kExitOk);
+
+  EXPECT_EQ(out_.str(),
+            "SEQ    TIME                      NODE   GROUP   RESOURCE   WHAT    WHY\n"
+            "1000   2026-11-26 01:02:03.456   n1     web     -          check   1000\n"
+            "1001   2026-11-26 01:02:03.456   n1     web     -          check   1001\n"
+            "1002   2026-11-26 01:02:03.456   n1     web     -          check   1002\n");
+  EXPECT_EQ(server.requests().size(), 2u);
+}
+
+TEST_F(ClusterCommandLineTest, EventsFollowWithoutAfterStartsWithTheLastOnes) {
+  Reply stream;
+  stream.chunks = {event(4).dump() + "\n"};
+  FakeAdminServer server(
+      routes({{"GET /v1/events?after=0&limit=1000", {json_reply(200, events_reply(1, 3))}},
+              {"GET /v1/events?follow=1&after=3", {stream}}}));
+
+  EXPECT_EQ(run("events --follow -n 1 -o json --socket " + server.socket_path()), kExitOk);
+
+  std::vector<long> seqs;
+  std::istringstream lines(out_.str());
+  for (std::string line; std::getline(lines, line);) seqs.push_back(Json::parse(line)["seq"]);
+  EXPECT_THAT(seqs, ElementsAre(3, 4));
+}
+
+// ---- apply ----
+
+class ApplyTest : public ClusterCommandLineTest {
+ protected:
+  std::string write(const FakeAdminServer& server, const std::string& name, std::string_view text) {
+    const std::string path = server.directory() + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+};
+
+constexpr std::string_view kManifest = R"(kind: Site
+name: shop
+physicalPath: /srv/shop
+bindings: [http://10.0.0.10:80]
+---
+kind: Group
+name: web
+preferredOwners: [n1, n2]
+resources:
+  - name: vip
+    type: ip
+    parameters: {address: 10.0.0.10/24, interface: eth0}
+  - name: site
+    type: website
+    parameters: {site: shop}
+    dependsOn: [vip]
+)";
+
+TEST_F(ApplyTest, SendsEveryGroupInOneRequestAndNotesWebDocuments) {
+  FakeAdminServer server(
+      routes({{"POST /v1/apply",
+               {json_reply(200, R"({"created":["web"],"changed":[],"unchanged":[]})")}}}));
+  const std::string file = write(server, "web.yaml", kManifest);
+
+  EXPECT_EQ(run("apply -f " + file + " --socket " + server.socket_path()), kExitOk);
+
+  EXPECT_EQ(out_.str(),
+            "created:   web\n"
+            "changed:   none\n"
+            "unchanged: none\n");
+  EXPECT_EQ(err_.str(), "clusweb: note: " + file +
+                            ":1: Site \"shop\" is not applied by \"clusweb apply\" yet; it "
+                            "belongs to the web service's manifests (\"clusweb web -f\")\n");
+  ASSERT_EQ(server.requests().size(), 1u);
+  const Json body = body_of(server, 0);
+  EXPECT_EQ(body["dryRun"], false);
+  ASSERT_EQ(body["groups"].size(), 1u);
+  auto sent = cluster::decode_group(body["groups"][0].dump(), "body");
+  ASSERT_TRUE(sent.ok()) << sent.error().describe();
+  EXPECT_EQ(cluster::encode(*sent), cluster::encode(web_group()));
+}
+
+TEST_F(ApplyTest, DryRun) {
+  FakeAdminServer server(
+      routes({{"POST /v1/apply",
+               {json_reply(200, R"({"created":[],"changed":["web"],"unchanged":[]})")}}}));
+  const std::string file = write(server, "web.yaml", kManifest);
+
+  EXPECT_EQ(run("apply -f " + file + " --dry-run --socket " + server.socket_path()), kExitOk);
+
+  EXPECT_THAT(out_.str(), HasSubstr("dry run: nothing was written\n"));
+  EXPECT_EQ(body_of(server, 0)["dryRun"], true);
+}
+
+TEST_F(ApplyTest, BadManifestsAreReportedWithTheirLinesAndNothingIsSent) {
+  FakeAdminServer server(routes({}));
+  const std::string first = write(server, "a.yaml", "kind: Group\nname: web\nfailback: never\n");
+  const std::string second = write(server, "b.yaml",
+                                   "kind: Group\nname: db\nresources:\n"
+                                   "  - {name: disk, type: scrpit}\n");
+
+  EXPECT_EQ(run("apply -f " + first + " -f " + second + " --socket " + server.socket_path()),
+            kExitUsage);
+
+  EXPECT_EQ(err_.str(), first +
+                            ":3: Group \"web\": field \"failback\": must be \"prevent\" or "
+                            "\"allow\"\n" +
+                            second +
+                            ":4: Group \"db\": field \"resources[0].type\": unknown resource "
+                            "type \"scrpit\" (did you mean \"script\"?)\n"
+                            "clusweb: nothing was applied\n");
+  EXPECT_TRUE(server.requests().empty());
+}
+
+TEST_F(ApplyTest, RefusalPrintsTheAgentsReason) {
+  FakeAdminServer server(routes(
+      {{"POST /v1/apply", {json_reply(400, R"({"error":"group web: node n9 is unknown"})")}}}));
+  const std::string file = write(server, "web.yaml", kManifest);
+
+  EXPECT_EQ(run("apply -f " + file + " --socket " + server.socket_path()), kExitRefused);
+
+  EXPECT_THAT(err_.str(), HasSubstr("clusweb: group web: node n9 is unknown\n"));
+}
+
+TEST_F(ApplyTest, NoGroupsNothingToDo) {
+  FakeAdminServer server(routes({}));
+  const std::string file = write(server, "site.yaml", "kind: ApplicationPool\nname: p\n");
+
+  EXPECT_EQ(run("apply -f " + file + " --socket " + server.socket_path()), kExitOk);
+
+  EXPECT_THAT(err_.str(), HasSubstr("clusweb: no Group documents in the files given; nothing to "
+                                    "apply\n"));
+  EXPECT_TRUE(server.requests().empty());
+}
+
+}  // namespace
+}  // namespace clusweb::cli

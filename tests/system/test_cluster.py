@@ -1,0 +1,172 @@
+"""The failover cluster with real agents on one real etcd: ownership, moves, node loss.
+
+Groups here hold one script resource (cluster_harness.marker_script) that records when each
+node starts and stops serving, so the tests check the safety rule directly: never two nodes at
+once. Network-level behaviour (floating addresses, partitions) is in test_cluster_netns.py.
+"""
+
+import os
+import shutil
+import tempfile
+import time
+import unittest
+
+from cluster_harness import Agent, Etcd, marker_script, overlaps, read_journal, script_group
+from harness import WAIT_TIMEOUT, wait_for
+
+TTL = 2.0
+
+
+class ClusterTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="clusweb-cluster-")
+        self.etcd = Etcd().start()
+        self.addCleanup(self.etcd.cleanup)
+        self.script = marker_script(os.path.join(self.dir, "marker"))
+        self.agents = {}
+
+    def tearDown(self):
+        for agent in self.agents.values():
+            agent.cleanup()
+        if not os.environ.get("CLUSWEB_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def start_agents(self, *names):
+        for name in names:
+            agent = Agent(name, self.etcd, self.dir, ttl="%ds" % TTL)
+            self.agents[name] = agent
+            agent.start()
+        return [self.agents[name] for name in names]
+
+    def journal(self):
+        return read_journal(os.path.join(self.dir, "marker"))
+
+    def wait_online(self, via, group, on=None, not_on=None, timeout=WAIT_TIMEOUT):
+        def online():
+            status = via.group(group)
+            if not status or status["state"] != "Online" or not status["owner"]:
+                return None
+            if on and status["owner"] != on:
+                return None
+            if not_on and status["owner"] == not_on:
+                return None
+            return status
+        return wait_for(online, timeout, "group %s Online%s" % (group, " on " + on if on else ""))
+
+    def events(self, via):
+        return via.api("GET", "/v1/events?after=0&limit=1000")["events"]
+
+    def logs(self):
+        return "\n".join("--- %s ---\n%s" % (a.node, a.log()[-3000:]) for a in self.agents.values())
+
+    # -----------------------------------------------------------------------------------------
+
+    def test_a_group_runs_on_its_preferred_node_and_moves_gracefully(self):
+        n1, n2, n3 = self.start_agents("n1", "n2", "n3")
+        created = n1.api("POST", "/v1/groups/web",
+                         {"spec": script_group("web", self.script, ["n2", "n1"]), "revision": 0})
+        self.assertGreater(created["revision"], 0)
+        status = self.wait_online(n3, "web", on="n2")
+        self.assertEqual(status["resources"][0]["state"], "Online")
+        # Creating it again with revision 0 is refused: it exists.
+        code, body = n1.request("POST", "/v1/groups/web",
+                                {"spec": script_group("web", self.script), "revision": 0})
+        self.assertEqual(code, 409, body)
+
+        moved = n1.api("POST", "/v1/groups/web/move", {"node": "n3"})
+        self.assertEqual(moved["from"], "n2")
+        self.wait_online(n1, "web", on="n3")
+        journal = [e for e in self.journal() if e[1] == "web"]
+        self.assertEqual([(e[0], e[2]) for e in journal],
+                         [("start", "n2"), ("stop", "n2"), ("start", "n3")], journal)
+        self.assertEqual(overlaps(journal, "web"), [])
+        # The new ownership has a larger fencing token.
+        self.assertGreater(journal[2][3], journal[0][3])
+        whats = [(e["node"], e["what"]) for e in self.events(n1) if e.get("group") == "web"]
+        for expected in [("n2", "acquired"), ("n2", "released"), ("n3", "acquired"),
+                         ("n3", "online")]:
+            self.assertIn(expected, whats)
+
+        # Offline and online again by request.
+        n2.api("POST", "/v1/groups/web/offline")
+        wait_for(lambda: n2.group("web")["state"] == "Offline" and not n2.group("web")["owner"],
+                 WAIT_TIMEOUT, "group web Offline")
+        self.assertEqual(self.journal()[-1][0], "stop")
+        n2.api("POST", "/v1/groups/web/online")
+        self.wait_online(n2, "web")
+
+    def test_a_killed_owner_is_replaced_after_the_ttl(self):
+        n1, n2, n3 = self.start_agents("n1", "n2", "n3")
+        n1.api("POST", "/v1/groups/app", {"spec": script_group("app", self.script, ["n1"])})
+        self.wait_online(n2, "app", on="n1")
+        with open("/proc/uptime") as uptime:
+            killed_at = float(uptime.read().split()[0])
+        n1.kill()
+        status = self.wait_online(n2, "app", not_on="n1", timeout=WAIT_TIMEOUT + 2 * TTL)
+        starts = [e for e in self.journal() if e[0] == "start" and e[2] == status["owner"]]
+        self.assertTrue(starts, self.journal())
+        # A script cannot stop serving by itself when its node dies: the new owner waits out
+        # one TTL after the old lease expired. The lease ran from the last keepalive, at most
+        # one renewal interval (TTL/3) before the kill, so the start comes no earlier than
+        # TTL - TTL/3 + TTL after it.
+        self.assertGreaterEqual(starts[-1][4] - killed_at, 2 * TTL - TTL / 3 - 0.1,
+                                self.journal())
+        events = [e for e in self.events(n2) if e.get("group") == "app"]
+        acquired = [e for e in events if e["what"] == "acquired" and e["node"] == status["owner"]]
+        self.assertTrue(acquired and "expired" in acquired[-1]["why"], events)
+
+    def test_a_stopped_agent_hands_its_groups_over(self):
+        n1, n2 = self.start_agents("n1", "n2")
+        n2.api("POST", "/v1/groups/shop", {"spec": script_group("shop", self.script, ["n1"])})
+        self.wait_online(n2, "shop", on="n1")
+        self.assertEqual(n1.stop(), 0, n1.log()[-3000:])
+        self.wait_online(n2, "shop", on="n2")
+        journal = [e for e in self.journal() if e[1] == "shop"]
+        self.assertEqual([(e[0], e[2]) for e in journal],
+                         [("start", "n1"), ("stop", "n1"), ("start", "n2")], journal)
+        self.assertEqual(overlaps(journal, "shop"), [])
+        nodes = {n["name"]: n["up"] for n in n2.cluster()["nodes"]}
+        self.assertEqual(nodes, {"n2": True})
+
+    def test_a_frozen_agent_fences_itself_when_it_wakes(self):
+        n1, n2 = self.start_agents("n1", "n2")
+        n1.api("POST", "/v1/groups/api", {"spec": script_group("api", self.script, ["n1"])})
+        self.wait_online(n2, "api", on="n1")
+        n1.freeze()
+        try:
+            self.wait_online(n2, "api", on="n2", timeout=WAIT_TIMEOUT + 2 * TTL)
+        finally:
+            n1.thaw()
+        # Woken past its deadline, n1 terminates what it ran and joins again with a new lease.
+        wait_for(lambda: any(e[0] == "stop" and e[2] == "n1" for e in self.journal()),
+                 WAIT_TIMEOUT, "n1 to stop serving after waking")
+        wait_for(lambda: {n["name"] for n in n2.cluster()["nodes"] if n["up"]} == {"n1", "n2"},
+                 WAIT_TIMEOUT, "n1 to rejoin")
+        self.assertIn("fenc", n1.log())
+        self.assertEqual(n2.group("api")["owner"], "n2")
+        # A script resource cannot stop by itself while its agent is frozen (that needs the
+        # watchdog): it is stopped when the agent wakes, and n2 keeps the group.
+        journal = [e for e in self.journal() if e[1] == "api"]
+        starts = [e for e in journal if e[0] == "start"]
+        self.assertEqual(starts[-1][2], "n2", journal)
+        self.assertGreater(starts[-1][3], starts[0][3], journal)
+        self.assertEqual(journal[-1][:3], ("stop", "api", "n1"), journal)
+
+    def test_bad_groups_are_refused_with_a_reason(self):
+        (n1,) = self.start_agents("n1")
+        spec = script_group("bad", self.script)
+        spec["resources"][0]["dependsOn"] = [["nothing"]]
+        code, body = n1.request("POST", "/v1/groups/bad", {"spec": spec})
+        self.assertEqual(code, 400)
+        self.assertIn("nothing", body["error"])
+        code, body = n1.request("POST", "/v1/apply",
+                                {"groups": [script_group("ok", self.script), spec]})
+        self.assertEqual(code, 400)
+        # All or nothing: the valid group was not written either.
+        self.assertEqual(n1.cluster()["groups"], [])
+        code, body = n1.request("GET", "/v1/groups/missing")
+        self.assertEqual(code, 404)
+
+
+if __name__ == "__main__":
+    unittest.main()
