@@ -1,9 +1,5 @@
 #include "agent/agent_api.h"
 
-#include <grp.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -19,6 +15,7 @@
 #include <boost/beast/http/write.hpp>
 #include <nlohmann/json.hpp>
 
+#include "base/api_socket.h"
 #include "base/log.h"
 #include "cluster/store_keys.h"
 
@@ -43,38 +40,6 @@ struct Reply {
 Reply ok_reply(const json& body) { return Reply{200, body.dump()}; }
 Reply error_reply(int status, std::string message) {
   return Reply{status, json{{"error", std::move(message)}}.dump()};
-}
-
-struct Target {
-  std::vector<std::string> parts;
-  std::map<std::string, std::string> query;
-};
-
-Target parse_target(std::string_view target) {
-  Target out;
-  std::string_view path = target;
-  if (auto question = target.find('?'); question != std::string_view::npos) {
-    path = target.substr(0, question);
-    std::string_view rest = target.substr(question + 1);
-    while (!rest.empty()) {
-      auto amp = rest.find('&');
-      std::string_view pair = rest.substr(0, amp);
-      auto eq = pair.find('=');
-      out.query[std::string(pair.substr(0, eq))] =
-          eq == std::string_view::npos ? "" : std::string(pair.substr(eq + 1));
-      if (amp == std::string_view::npos) break;
-      rest = rest.substr(amp + 1);
-    }
-  }
-  size_t start = 0;
-  while (start <= path.size()) {
-    auto slash = path.find('/', start);
-    auto piece = path.substr(start, slash == std::string_view::npos ? slash : slash - start);
-    if (!piece.empty()) out.parts.emplace_back(piece);
-    if (slash == std::string_view::npos) break;
-    start = slash + 1;
-  }
-  return out;
 }
 
 uint64_t number_or(const std::map<std::string, std::string>& query, const std::string& name,
@@ -232,7 +197,7 @@ struct AgentApi::Impl : std::enable_shared_from_this<Impl> {
   }
 
   asio::awaitable<Reply> dispatch(const bhttp::request<bhttp::string_body>& request) {
-    const Target target = parse_target(request.target());
+    const ApiTarget target = parse_api_target(request.target());
     const auto& parts = target.parts;
     const bool get = request.method() == bhttp::verb::get;
     const bool post = request.method() == bhttp::verb::post;
@@ -461,7 +426,7 @@ struct AgentApi::Impl : std::enable_shared_from_this<Impl> {
       auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
       if (ec) co_return;
       auto request = parser.release();
-      const Target target = parse_target(request.target());
+      const ApiTarget target = parse_api_target(request.target());
       if (request.method() == bhttp::verb::get && target.parts.size() == 2 &&
           target.parts[0] == "v1" && target.parts[1] == "events" &&
           target.query.contains("follow")) {
@@ -501,28 +466,18 @@ AgentApi::AgentApi(asio::any_io_executor executor, Agent& agent)
 AgentApi::~AgentApi() { close(); }
 
 Status AgentApi::listen(const std::string& path) {
-  ::unlink(path.c_str());
-  boost::system::error_code ec;
-  impl_->acceptor.open(local(), ec);
-  if (!ec) impl_->acceptor.bind(local::endpoint(path), ec);
-  if (!ec) impl_->acceptor.listen(64, ec);
-  if (ec) return Error{fmt::format("agent socket: {}", ec.message()), path, ec.value()};
-  impl_->path = path;
-  gid_t group = ::getegid();
-  if (struct group* clusweb_group = ::getgrnam("clusweb")) group = clusweb_group->gr_gid;
-  if (::chown(path.c_str(), ::geteuid(), group) != 0 || ::chmod(path.c_str(), 0660) != 0) {
-    return errno_error("chmod", path);
+  if (Status listening = listen_api_socket(impl_->acceptor, path, "agent socket");
+      !listening.ok()) {
+    return listening;
   }
+  impl_->path = path;
   asio::co_spawn(impl_->executor, impl_->accept_loop(), asio::detached);
   impl_->log->info("agent api listening socket={}", path);
   return {};
 }
 
 void AgentApi::close() {
-  if (!impl_ || !impl_->acceptor.is_open()) return;
-  boost::system::error_code ignored;
-  impl_->acceptor.close(ignored);
-  if (!impl_->path.empty()) ::unlink(impl_->path.c_str());
+  if (impl_) close_api_socket(impl_->acceptor, impl_->path);
 }
 
 }  // namespace clusweb::agent

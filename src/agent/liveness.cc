@@ -41,6 +41,9 @@ struct LeaseLiveness::State : std::enable_shared_from_this<State> {
   Clock::Duration granted_ttl{0};
   cluster::LeaseDeadline deadline;
   bool stopped = false;
+  // When the next keepalive goes out: every renewal interval, and sooner
+  // after a failed one (a store leader change must be caught at once).
+  Clock::TimePoint next_send{};
 
   void report(std::function<void()> work) { asio::post(report_to, std::move(work)); }
 
@@ -118,7 +121,7 @@ struct LeaseLiveness::State : std::enable_shared_from_this<State> {
       if (self->callbacks.joined) self->callbacks.joined(my_lease, first_deadline);
     });
     const Clock::Duration interval = granted_ttl / options.deadline.renewals_per_ttl;
-    Clock::TimePoint next_send = clock.now() + interval;
+    next_send = clock.now() + interval;
     while (my_generation == generation) {
       const Clock::TimePoint now = clock.now();
       if (deadline.expired(now)) {
@@ -152,6 +155,8 @@ struct LeaseLiveness::State : std::enable_shared_from_this<State> {
         });
       } else {
         logger("liveness")->warn("keepalive failed: {}", ttl.error().describe());
+        next_send = std::min(next_send, clock.now() + std::chrono::milliseconds(100));
+        timer.cancel();
       }
       co_return;
     }

@@ -66,9 +66,10 @@ int errno_of(const error_code& ec) {
   return EIO;
 }
 
-Error connect_error(const std::string& socket_path, std::string_view reason, int err) {
-  return Error{fmt::format("cannot reach the web service at {} ({}); is \"clusweb web\" running?",
-                           socket_path, reason),
+Error connect_error(const AdminService& service, const std::string& socket_path,
+                    std::string_view reason, int err) {
+  return Error{fmt::format("cannot reach {} at {} ({}); is \"{}\" running?", service.name,
+                           socket_path, reason, service.command),
                {},
                err};
 }
@@ -118,17 +119,18 @@ class LineSplitter {
 // the socket.
 class Exchange {
  public:
-  Exchange(net::io_context& io, const std::string& socket_path, std::chrono::milliseconds timeout)
-      : stream_(io), socket_path_(socket_path), timeout_(timeout) {}
+  Exchange(net::io_context& io, const std::string& socket_path, const AdminService& service,
+           std::chrono::milliseconds timeout)
+      : stream_(io), socket_path_(socket_path), service_(service), timeout_(timeout) {}
 
   net::awaitable<Status> send(http::verb method, std::string_view target, std::string body) {
     if (socket_path_.size() >= sizeof(sockaddr_un::sun_path)) {
-      co_return connect_error(socket_path_, "the socket path is too long", ENAMETOOLONG);
+      co_return connect_error(service_, socket_path_, "the socket path is too long", ENAMETOOLONG);
     }
     stream_.expires_after(timeout_);
     auto [connect_ec] = co_await stream_.async_connect(Protocol::endpoint(socket_path_), kAwait);
     if (connect_ec)
-      co_return connect_error(socket_path_, reason_of(connect_ec), errno_of(connect_ec));
+      co_return connect_error(service_, socket_path_, reason_of(connect_ec), errno_of(connect_ec));
 
     http::request<http::string_body> request{method, target, 11};
     request.set(http::field::host, "localhost");
@@ -173,7 +175,8 @@ class Exchange {
         return true;
       });
       if (ec && ec != http::error::partial_message) co_return transport_error(ec);
-      co_return Error{server_error_message(AdminResponse{status, std::move(body)}), {}, 0};
+      co_return Error{
+          server_error_message(AdminResponse{status, std::move(body)}, service_), {}, 0};
     }
 
     stream_.expires_never();
@@ -185,7 +188,7 @@ class Exchange {
     });
     if (outcome == LineSplitter::Outcome::kStop) co_return ok_status();
     if (outcome == LineSplitter::Outcome::kTooLong) {
-      co_return Error{fmt::format("the web service at {} sent a line longer than {} bytes",
+      co_return Error{fmt::format("{} at {} sent a line longer than {} bytes", service_.name,
                                   socket_path_, kMaxLineBytes),
                       {},
                       EPROTO};
@@ -220,25 +223,24 @@ class Exchange {
 
   Error transport_error(const error_code& ec) const {
     if (ec == beast::error::timeout) {
-      return Error{fmt::format("the web service at {} did not answer within {:g} s", socket_path_,
+      return Error{fmt::format("{} at {} did not answer within {:g} s", service_.name, socket_path_,
                                std::chrono::duration<double>(timeout_).count()),
                    {},
                    ETIMEDOUT};
     }
     if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
-      return Error{fmt::format("the web service at {} closed the connection before its reply "
-                               "was complete",
-                               socket_path_),
+      return Error{fmt::format("{} at {} closed the connection before its reply was complete",
+                               service_.name, socket_path_),
                    {},
                    ECONNRESET};
     }
     if (is_http_error(ec)) {
-      return Error{fmt::format("the web service at {} sent a malformed reply ({})", socket_path_,
+      return Error{fmt::format("{} at {} sent a malformed reply ({})", service_.name, socket_path_,
                                ec.message()),
                    {},
                    EPROTO};
     }
-    return Error{fmt::format("lost the connection to the web service at {} ({})", socket_path_,
+    return Error{fmt::format("lost the connection to {} at {} ({})", service_.name, socket_path_,
                              reason_of(ec)),
                  {},
                  errno_of(ec)};
@@ -247,6 +249,7 @@ class Exchange {
   beast::basic_stream<Protocol> stream_;
   beast::flat_buffer buffer_;
   std::string socket_path_;
+  AdminService service_;
   std::chrono::milliseconds timeout_;
 };
 
@@ -269,8 +272,9 @@ Status run_to_completion(net::io_context& io, Coroutine body) {
 
 }  // namespace
 
-AdminClient::AdminClient(std::string socket_path, std::chrono::milliseconds timeout)
-    : socket_path_(std::move(socket_path)), timeout_(timeout) {}
+AdminClient::AdminClient(std::string socket_path, AdminService service,
+                         std::chrono::milliseconds timeout)
+    : socket_path_(std::move(socket_path)), service_(service), timeout_(timeout) {}
 
 Result<AdminResponse> AdminClient::get(std::string_view target) {
   return request(false, target, {});
@@ -282,7 +286,7 @@ Result<AdminResponse> AdminClient::post(std::string_view target, std::string bod
 
 Result<AdminResponse> AdminClient::request(bool post, std::string_view target, std::string body) {
   net::io_context io;
-  Exchange exchange(io, socket_path_, timeout_);
+  Exchange exchange(io, socket_path_, service_, timeout_);
   std::optional<Result<AdminResponse>> result;
   auto run = [&]() -> net::awaitable<void> {
     Status sent =
@@ -302,7 +306,7 @@ Result<AdminResponse> AdminClient::request(bool post, std::string_view target, s
 Status AdminClient::stream(std::string_view target,
                            const std::function<bool(std::string_view line)>& on_line) {
   net::io_context io;
-  Exchange exchange(io, socket_path_, timeout_);
+  Exchange exchange(io, socket_path_, service_, timeout_);
   Status result;
   auto run = [&]() -> net::awaitable<void> {
     Status sent = co_await exchange.send(http::verb::get, target, {});
@@ -317,7 +321,7 @@ Status AdminClient::stream(std::string_view target,
   return result;
 }
 
-std::string server_error_message(const AdminResponse& response) {
+std::string server_error_message(const AdminResponse& response, const AdminService& service) {
   const nlohmann::json doc = nlohmann::json::parse(response.body, nullptr, false);
   if (doc.is_object()) {
     auto found = doc.find("error");
@@ -330,9 +334,9 @@ std::string server_error_message(const AdminResponse& response) {
     text.remove_suffix(1);
   }
   if (!text.empty() && text.size() <= 200 && !doc.is_object()) {
-    return fmt::format("the web service answered {}: {}", response.status, text);
+    return fmt::format("{} answered {}: {}", service.name, response.status, text);
   }
-  return fmt::format("the web service answered {}", response.status);
+  return fmt::format("{} answered {}", service.name, response.status);
 }
 
 }  // namespace clusweb::cli

@@ -9,15 +9,28 @@
 
 namespace clusweb::cli {
 
-// One reply of the web service's admin API: the HTTP status and the JSON body.
+// One reply of the admin API: the HTTP status and the JSON body.
 struct AdminResponse {
   int status = 0;
   std::string body;
 };
 
+// The service behind the socket as messages name it, so that a failure tells people which
+// service to look at and how to start it. Views of string literals.
+struct AdminService {
+  std::string_view name;     // as it stands in a sentence: "the web service"
+  std::string_view command;  // the command that runs it: "clusweb web"
+};
+
+// `clusweb web`'s admin API.
+inline constexpr AdminService kWebService{"the web service", "clusweb web"};
+// The cluster agent's API (`clusweb agent`), which speaks the same HTTP + JSON.
+inline constexpr AdminService kClusterAgent{"the cluster agent", "clusweb agent"};
+
 // A blocking client of the admin API that `clusweb web` serves (HTTP/1.1 + JSON on a unix
-// socket). Each call opens its own connection, sends one request and closes; the object holds
-// no connection between calls and is not thread-safe.
+// socket), or of another service that speaks it (`service`). Each call opens its own
+// connection, sends one request and closes; the object holds no connection between calls and
+// is not thread-safe.
 //
 // Failures to talk to the service (cannot connect, no answer in time, connection lost,
 // malformed reply) are Errors with a plain-language message and a nonzero `sys_errno`
@@ -27,12 +40,13 @@ class AdminClient {
  public:
   static constexpr std::chrono::seconds kDefaultTimeout{5};
 
-  // `timeout` bounds each get()/post() from connect to the last byte of the reply, and the
-  // connect and reply header of stream().
-  explicit AdminClient(std::string socket_path,
+  // `service` is what messages call the peer. `timeout` bounds each get()/post() from connect
+  // to the last byte of the reply, and the connect and reply header of stream().
+  explicit AdminClient(std::string socket_path, AdminService service = kWebService,
                        std::chrono::milliseconds timeout = kDefaultTimeout);
 
   const std::string& socket_path() const { return socket_path_; }
+  const AdminService& service() const { return service_; }
 
   Result<AdminResponse> get(std::string_view target);
   Result<AdminResponse> post(std::string_view target, std::string body = "");
@@ -48,11 +62,13 @@ class AdminClient {
   Result<AdminResponse> request(bool post, std::string_view target, std::string body);
 
   std::string socket_path_;
+  AdminService service_;
   std::chrono::milliseconds timeout_;
 };
 
 // The plain-language reason of a refusal: the "error" member of the JSON body when there is
-// one, otherwise a sentence naming the status (and the body's text, when short).
-std::string server_error_message(const AdminResponse& response);
+// one, otherwise a sentence naming `service` and the status (and the body's text, when short).
+std::string server_error_message(const AdminResponse& response,
+                                 const AdminService& service = kWebService);
 
 }  // namespace clusweb::cli

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli/testing/fake_admin_server.h"
+#include "cli/testing/routes.h"
 
 namespace clusweb::cli {
 namespace {
@@ -20,17 +21,11 @@ namespace {
 using ::testing::ElementsAre;
 using testing::FakeAdminServer;
 using ::testing::HasSubstr;
+using testing::json_reply;
 using Reply = FakeAdminServer::Reply;
 
 FakeAdminServer::Handler answer(const Reply& reply) {
   return [reply](const FakeAdminServer::Request&) { return reply; };
-}
-
-Reply json_reply(int status, std::string body) {
-  Reply reply;
-  reply.status = status;
-  reply.body = std::move(body);
-  return reply;
 }
 
 Reply chunked_reply(std::vector<std::string> chunks, Reply::End end = Reply::End::kLastChunk) {
@@ -129,6 +124,22 @@ TEST(AdminClientTest, MissingSocketSaysTheServiceIsNotRunning) {
   EXPECT_TRUE(server.requests().empty());
 }
 
+TEST(AdminClientTest, MessagesNameTheServiceGiven) {
+  FakeAdminServer server(answer(json_reply(200, "{}")));
+  const std::string missing = server.directory() + "/absent.sock";
+  AdminClient client(missing, kClusterAgent);
+
+  Result<AdminResponse> response = client.get("/v1/cluster");
+  Status streamed = client.stream("/v1/events", [](std::string_view) { return true; });
+
+  const std::string expected = "cannot reach the cluster agent at " + missing +
+                               " (No such file or directory); is \"clusweb agent\" running?";
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.error().message, expected);
+  ASSERT_FALSE(streamed.ok());
+  EXPECT_EQ(streamed.error().message, expected);
+}
+
 TEST(AdminClientTest, SocketWithoutListenerIsRefused) {
   FakeAdminServer server(answer(json_reply(200, "{}")));
   const std::string stale = server.directory() + "/stale.sock";
@@ -163,7 +174,7 @@ TEST(AdminClientTest, ServerThatNeverAnswersTimesOut) {
   Reply silent;
   silent.no_reply = true;
   FakeAdminServer server(answer(silent));
-  AdminClient client(server.socket_path(), std::chrono::milliseconds(100));
+  AdminClient client(server.socket_path(), kWebService, std::chrono::milliseconds(100));
 
   Result<AdminResponse> response = client.get("/v1/status");
 
@@ -302,6 +313,7 @@ TEST(ServerErrorMessageTest, FallsBackToTheStatusAndText) {
             "the web service answered 502: Bad Gateway");
   EXPECT_EQ(server_error_message({500, ""}), "the web service answered 500");
   EXPECT_EQ(server_error_message({500, R"({"message":"x"})"}), "the web service answered 500");
+  EXPECT_EQ(server_error_message({503, ""}, kClusterAgent), "the cluster agent answered 503");
 }
 
 }  // namespace

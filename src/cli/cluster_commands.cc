@@ -6,10 +6,7 @@
 #include <CLI/Option.hpp>
 #include <CLI/Validators.hpp>
 #include <algorithm>
-#include <cctype>
 #include <cstddef>
-#include <cstdlib>
-#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -18,115 +15,28 @@
 
 #include "base/duration.h"
 #include "cli/admin_client.h"
+#include "cli/command_support.h"
 #include "cluster/store_keys.h"
 #include "config/group_manifest.h"
 
 namespace clusweb::cli {
 namespace {
 
-using Json = nlohmann::json;
 using std::chrono::milliseconds;
 
-constexpr std::string_view kDefaultRunDir = "/run/clusweb";
-constexpr std::string_view kColumnGap = "   ";
-constexpr std::string_view kAbsent = "-";
+constexpr ServiceEndpoint kEndpoint{kClusterAgent, "agent.sock", "runtime directory of the agent",
+                                    "API socket of the agent"};
 constexpr milliseconds kPollInterval{200};
 // Events per request when reading the log from its start.
 constexpr std::size_t kEventPage = 1000;
 // `clusweb events` without --after or -n.
 constexpr int kRecentEvents = 20;
 
-// ---- reading the agent's JSON without trusting its shape ----
-
-// AdminClient speaks of "the web service"; here the peer is the agent.
-std::string agent_wording(std::string text) {
-  auto replace_all = [&text](std::string_view from, std::string_view to) {
-    for (std::size_t at = text.find(from); at != std::string::npos;
-         at = text.find(from, at + to.size())) {
-      text.replace(at, from.size(), to);
-    }
-  };
-  replace_all("the web service", "the cluster agent");
-  replace_all("\"clusweb web\"", "\"clusweb agent\"");
-  return text;
-}
-
-Result<Json> parse_json(std::string_view text) {
-  Json doc = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return make_error("the cluster agent sent a reply that is not JSON");
-  return Result<Json>(std::move(doc));
-}
-
-Result<Json> parse_object(std::string_view text) {
-  Result<Json> doc = parse_json(text);
-  if (doc.ok() && !doc->is_object()) {
-    return make_error("the cluster agent sent a JSON {} where an object was expected",
-                      doc->type_name());
-  }
-  return doc;
-}
-
-const Json* member(const Json& object, const char* key) {
-  if (!object.is_object()) return nullptr;
-  auto found = object.find(key);
-  return found == object.end() ? nullptr : &*found;
-}
-
-// The string member `key`, or `fallback` when it is absent, null, empty or not a string.
-std::string text_of(const Json& object, const char* key, std::string_view fallback = kAbsent) {
-  const Json* value = member(object, key);
-  if (value == nullptr || !value->is_string() || value->get_ref<const std::string&>().empty()) {
-    return std::string(fallback);
-  }
-  return value->get<std::string>();
-}
-
-std::optional<std::int64_t> integer_of(const Json& object, const char* key) {
-  const Json* value = member(object, key);
-  if (value == nullptr || !value->is_number_integer()) return std::nullopt;
-  return value->get<std::int64_t>();
-}
-
-std::string count_of(const Json& object, const char* key) {
-  std::optional<std::int64_t> value = integer_of(object, key);
-  return value ? std::to_string(*value) : std::string(kAbsent);
-}
+// ---- helpers of these commands alone (the shared ones are in command_support.h) ----
 
 bool flag_of(const Json& object, const char* key) {
   const Json* value = member(object, key);
   return value != nullptr && value->is_boolean() && value->get<bool>();
-}
-
-// The elements of the array member `key`; none when it is absent or not an array.
-std::vector<const Json*> elements_of(const Json& object, const char* key) {
-  std::vector<const Json*> elements;
-  const Json* value = member(object, key);
-  if (value != nullptr && value->is_array()) {
-    for (const Json& element : *value) elements.push_back(&element);
-  }
-  return elements;
-}
-
-const Json& object_or(const Json& object, const char* key, const Json& fallback) {
-  const Json* value = member(object, key);
-  return value != nullptr && value->is_object() ? *value : fallback;
-}
-
-std::vector<std::string> strings_of(const Json& object, const char* key) {
-  std::vector<std::string> strings;
-  for (const Json* element : elements_of(object, key)) {
-    if (element->is_string()) strings.push_back(element->get<std::string>());
-  }
-  return strings;
-}
-
-std::string join(const std::vector<std::string>& parts, std::string_view separator) {
-  std::string text;
-  for (const std::string& part : parts) {
-    if (!text.empty()) text += separator;
-    text += part;
-  }
-  return text;
 }
 
 std::string join_or(const std::vector<std::string>& parts, std::string_view separator,
@@ -150,49 +60,6 @@ std::string readable_time(std::string timestamp) {
   if (std::size_t t = timestamp.find('T'); t != std::string::npos) timestamp[t] = ' ';
   if (!timestamp.empty() && timestamp.back() == 'Z') timestamp.pop_back();
   return timestamp;
-}
-
-// ---- layout ----
-
-using Row = std::vector<std::string>;
-
-// Columns padded to their widest cell, `kColumnGap` apart, no trailing blanks.
-std::string render_table(const std::vector<Row>& rows, std::string_view indent = "") {
-  std::vector<std::size_t> widths;
-  for (const Row& row : rows) {
-    if (widths.size() < row.size()) widths.resize(row.size(), 0);
-    for (std::size_t column = 0; column < row.size(); ++column) {
-      widths[column] = std::max(widths[column], row[column].size());
-    }
-  }
-  std::string text;
-  for (const Row& row : rows) {
-    std::string line(indent);
-    for (std::size_t column = 0; column < row.size(); ++column) {
-      line += row[column];
-      if (column + 1 < row.size()) {
-        line.append(widths[column] - row[column].size(), ' ');
-        line += kColumnGap;
-      }
-    }
-    while (line.size() > indent.size() && line.back() == ' ') line.pop_back();
-    text += line;
-    text += '\n';
-  }
-  return text;
-}
-
-// "key: value" lines with the values aligned.
-std::string render_fields(const std::vector<std::pair<std::string, std::string>>& fields) {
-  std::size_t width = 0;
-  for (const auto& [key, value] : fields) width = std::max(width, key.size() + 2);
-  std::string text;
-  for (const auto& [key, value] : fields) {
-    std::string label = key + ":";
-    label.resize(width, ' ');
-    text += label + value + '\n';
-  }
-  return text;
 }
 
 // ---- the status JSON ----
@@ -225,20 +92,11 @@ std::string groups_table(const Json& cluster) {
 
 // ---- talking to the agent ----
 
-void report(std::ostream& err, std::string_view reason) { err << "clusweb: " << reason << '\n'; }
-
 // Reports a failed exchange and returns its exit code; kExitOk when the agent answered 2xx
 // with a JSON object, which is stored in `body`.
 int receive(const Result<AdminResponse>& response, Json& body, std::ostream& err) {
-  if (!response.ok()) {
-    report(err, agent_wording(response.error().describe()));
-    return kExitUnreachable;
-  }
-  if (response->status < 200 || response->status > 299) {
-    report(err, agent_wording(server_error_message(*response)));
-    return kExitRefused;
-  }
-  Result<Json> doc = parse_object(response->body);
+  if (int code = check_answer(response, kClusterAgent, err); code != kExitOk) return code;
+  Result<Json> doc = parse_object(response->body, kClusterAgent);
   if (!doc.ok()) {
     report(err, doc.error().message);
     return kExitRefused;
@@ -248,12 +106,13 @@ int receive(const Result<AdminResponse>& response, Json& body, std::ostream& err
 }
 
 void print_json(const Json& doc, std::ostream& out) {
-  out << doc.dump(2, ' ', false, Json::error_handler_t::replace) << '\n';
+  out << pretty_json(doc);
   out.flush();
 }
 
 using Formatter = std::function<Result<std::string>(std::string_view)>;
 
+// Unlike the web service's commands, even the JSON output must be a JSON object.
 int print_reply(const Result<AdminResponse>& response, OutputFormat output, const Formatter& format,
                 std::ostream& out, std::ostream& err) {
   Json body;
@@ -262,34 +121,11 @@ int print_reply(const Result<AdminResponse>& response, OutputFormat output, cons
     print_json(body, out);
     return kExitOk;
   }
-  Result<std::string> text = format(response->body);
-  if (!text.ok()) {
-    report(err, text.error().describe());
-    return kExitRefused;
-  }
-  out << *text;
-  out.flush();
-  return kExitOk;
-}
-
-// A name as one path segment: unreserved characters stay, the rest is percent-encoded.
-std::string path_segment(std::string_view name) {
-  std::string segment;
-  for (char c : name) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (std::isalnum(byte) || c == '-' || c == '.' || c == '_' || c == '~') {
-      segment += c;
-    } else {
-      segment += fmt::format("%{:02X}", byte);
-    }
-  }
-  return segment;
+  return print_text(format(response->body), out, err);
 }
 
 std::string group_target(std::string_view group, std::string_view action = "") {
-  std::string path = fmt::format("/v1/groups/{}", path_segment(group));
-  if (!action.empty()) path += fmt::format("/{}", action);
-  return path;
+  return api_target("groups", group, action);
 }
 
 Json spec_json(const cluster::GroupSpec& spec) { return Json::parse(cluster::encode(spec)); }
@@ -584,15 +420,6 @@ int recent_events(AdminClient& client, std::size_t count, Json& events, std::ost
   }
 }
 
-void print_event_line(std::string_view line, OutputFormat output, std::ostream& out) {
-  if (output == OutputFormat::kJson) {
-    out << line << '\n';
-  } else {
-    out << format_event_line(line);
-  }
-  out.flush();
-}
-
 int list_events(const ClusterCommand& command, AdminClient& client, std::ostream& out,
                 std::ostream& err) {
   if (command.after) {
@@ -623,22 +450,14 @@ int follow_events(const ClusterCommand& command, AdminClient& client, std::ostre
     if (int code = recent_events(client, count, events, err); code != kExitOk) return code;
     for (const Json& event : events) {
       print_event_line(event.dump(-1, ' ', false, Json::error_handler_t::replace), command.output,
-                       out);
+                       format_event_line, out);
       if (std::optional<std::int64_t> seq = integer_of(event, "seq"); seq && *seq > 0) {
         after = std::max(after, static_cast<std::uint64_t>(*seq));
       }
     }
   }
-  Status streamed =
-      client.stream(fmt::format("/v1/events?follow=1&after={}", after), [&](std::string_view line) {
-        print_event_line(line, command.output, out);
-        return static_cast<bool>(out);  // stop once nobody reads our output
-      });
-  if (!streamed.ok()) {
-    report(err, agent_wording(streamed.error().describe()));
-    return streamed.error().sys_errno != 0 ? kExitUnreachable : kExitRefused;
-  }
-  return kExitOk;
+  return follow_stream(client, fmt::format("/v1/events?follow=1&after={}", after), command.output,
+                       format_event_line, out, err);
 }
 
 int apply(const ClusterCommand& command, AdminClient& client, std::ostream& out,
@@ -725,52 +544,23 @@ struct Sink {
   Pacing pacing;
 };
 
-// The flags every leaf has.
-struct CommonOptions {
-  std::string run_dir;
-  std::string socket;
-  std::string output = "table";
-};
-
-// `own` when set, else the value given to `flag` on the nearest parent command that has it.
-std::string inherited(const CLI::App& app, const std::string& flag, const std::string& own) {
-  if (!own.empty()) return own;
-  for (const CLI::App* parent = app.get_parent(); parent != nullptr;
-       parent = parent->get_parent()) {
-    const CLI::Option* option = parent->get_option_no_throw(flag);
-    if (option != nullptr && option->count() > 0 && !option->results().empty()) {
-      return option->results().front();
-    }
-  }
-  return {};
-}
-
 // Turns the raw flags of a leaf into its ClusterCommand; an Error is a usage problem.
 using Builder = std::function<Result<ClusterCommand>()>;
 
 CLI::App* add_leaf(CLI::App& parent, const std::string& name, const std::string& description,
                    const Sink& sink, const std::shared_ptr<Builder>& builder) {
-  auto common = std::make_shared<CommonOptions>();
+  auto flags = std::make_shared<ServiceFlags>();
   CLI::App* leaf = parent.add_subcommand(name, description);
-  leaf->add_option("--run-dir", common->run_dir,
-                   "runtime directory of the agent (default: $CLUSWEB_RUN_DIR, else " +
-                       std::string(kDefaultRunDir) + ")");
-  leaf->add_option("--socket", common->socket,
-                   "API socket of the agent (default: <run-dir>/agent.sock)");
-  leaf->add_option("-o,--output", common->output, "output format: table or json")
-      ->check(CLI::IsMember({"table", "json"}))
-      ->capture_default_str();
-  leaf->callback([leaf, common, builder, sink] {
+  add_service_flags(*leaf, kEndpoint, *flags);
+  leaf->callback([leaf, flags, builder, sink] {
     Result<ClusterCommand> command = (*builder)();
     if (!command.ok()) {
       report(*sink.err, command.error().describe());
       *sink.exit_code = kExitUsage;
       return;
     }
-    command->output = common->output == "json" ? OutputFormat::kJson : OutputFormat::kTable;
-    AdminClient client(agent_socket_path(inherited(*leaf, "--socket", common->socket),
-                                         inherited(*leaf, "--run-dir", common->run_dir),
-                                         std::getenv("CLUSWEB_RUN_DIR")));
+    command->output = output_format(*flags);
+    AdminClient client = service_client(*leaf, kEndpoint, *flags);
     *sink.exit_code = run_cluster_command(*command, client, *sink.out, *sink.err, sink.pacing);
   });
   return leaf;
@@ -1154,14 +944,7 @@ void add_cluster_commands(CLI::App& root, int& exit_code, std::ostream& out, std
 
 std::string agent_socket_path(std::string_view socket_flag, std::string_view run_dir_flag,
                               const char* run_dir_env) {
-  if (!socket_flag.empty()) return std::string(socket_flag);
-  std::string_view run_dir = kDefaultRunDir;
-  if (!run_dir_flag.empty()) {
-    run_dir = run_dir_flag;
-  } else if (run_dir_env != nullptr && *run_dir_env != '\0') {
-    run_dir = run_dir_env;
-  }
-  return (std::filesystem::path(run_dir) / "agent.sock").string();
+  return service_socket_path(socket_flag, run_dir_flag, run_dir_env, kEndpoint.socket_file);
 }
 
 int run_cluster_command(const ClusterCommand& command, AdminClient& client, std::ostream& out,
@@ -1291,19 +1074,19 @@ std::string format_dependencies(const std::vector<std::vector<std::string>>& dep
 }
 
 Result<std::string> format_group_table(std::string_view json) {
-  Result<Json> doc = parse_object(json);
+  Result<Json> doc = parse_object(json, kClusterAgent);
   if (!doc.ok()) return doc.error();
   return groups_table(*doc);
 }
 
 Result<std::string> format_cluster_status(std::string_view json) {
-  Result<Json> doc = parse_object(json);
+  Result<Json> doc = parse_object(json, kClusterAgent);
   if (!doc.ok()) return doc.error();
   const Json& cluster = *doc;
-  std::string text = render_fields({{"cluster", text_of(cluster, "cluster")},
-                                    {"node", text_of(cluster, "node")},
-                                    {"coordinator", text_of(cluster, "coordinator")},
-                                    {"revision", count_of(cluster, "revision")}});
+  std::string text = render_fields({{"cluster", {text_of(cluster, "cluster")}},
+                                    {"node", {text_of(cluster, "node")}},
+                                    {"coordinator", {text_of(cluster, "coordinator")}},
+                                    {"revision", {count_of(cluster, "revision")}}});
 
   text += '\n';
   const std::vector<const Json*> nodes = elements_of(cluster, "nodes");
@@ -1334,7 +1117,7 @@ Result<std::string> format_cluster_status(std::string_view json) {
 }
 
 Result<std::string> format_group_details(std::string_view json) {
-  Result<Json> doc = parse_object(json);
+  Result<Json> doc = parse_object(json, kClusterAgent);
   if (!doc.ok()) return doc.error();
   const Json none = Json::object();
   const Json& status = object_or(*doc, "status", none);
@@ -1343,18 +1126,18 @@ Result<std::string> format_group_details(std::string_view json) {
   std::string threshold = count_of(spec, "failoverThreshold");
   if (threshold == kAbsent) threshold = "nodes - 1";
   std::string text = render_fields({
-      {"name", text_of(*doc, "name", text_of(spec, "name"))},
-      {"state", text_of(status, "state")},
-      {"owner", text_of(status, "owner")},
-      {"placement", text_of(status, "placement")},
-      {"fencing token", count_of(status, "token")},
-      {"reason", text_of(status, "reason")},
-      {"revision", count_of(*doc, "revision")},
-      {"preferred owners", join_or(strings_of(spec, "preferredOwners"), ", ", "any")},
-      {"failback", text_of(spec, "failback")},
-      {"failover threshold", threshold},
-      {"failover period", text_of(spec, "failoverPeriod")},
-      {"retry period on failure", text_of(spec, "retryPeriodOnFailure")},
+      {"name", {text_of(*doc, "name", text_of(spec, "name"))}},
+      {"state", {text_of(status, "state")}},
+      {"owner", {text_of(status, "owner")}},
+      {"placement", {text_of(status, "placement")}},
+      {"fencing token", {count_of(status, "token")}},
+      {"reason", {text_of(status, "reason")}},
+      {"revision", {count_of(*doc, "revision")}},
+      {"preferred owners", {join_or(strings_of(spec, "preferredOwners"), ", ", "any")}},
+      {"failback", {text_of(spec, "failback")}},
+      {"failover threshold", {threshold}},
+      {"failover period", {text_of(spec, "failoverPeriod")}},
+      {"retry period on failure", {text_of(spec, "retryPeriodOnFailure")}},
   });
 
   // The spec's resources in its order, with the status of each; then any the status has
@@ -1401,7 +1184,7 @@ Result<std::string> format_group_details(std::string_view json) {
 }
 
 Result<std::string> format_event_table(std::string_view json) {
-  Result<Json> doc = parse_object(json);
+  Result<Json> doc = parse_object(json, kClusterAgent);
   if (!doc.ok()) return doc.error();
   const std::vector<const Json*> events = elements_of(*doc, "events");
   if (events.empty()) return std::string("no events\n");
@@ -1415,7 +1198,7 @@ Result<std::string> format_event_table(std::string_view json) {
 }
 
 std::string format_event_line(std::string_view line) {
-  Result<Json> doc = parse_object(line);
+  Result<Json> doc = parse_object(line, kClusterAgent);
   if (!doc.ok()) return std::string(line) + '\n';
   const Json& event = *doc;
   // Streamed lines cannot be aligned on the widest cell; typical widths keep them readable.
@@ -1428,15 +1211,15 @@ std::string format_event_line(std::string_view line) {
 }
 
 Result<std::string> format_apply_result(std::string_view json, bool dry_run) {
-  Result<Json> doc = parse_object(json);
+  Result<Json> doc = parse_object(json, kClusterAgent);
   if (!doc.ok()) return doc.error();
   std::string text = dry_run ? "dry run: nothing was written\n" : "";
   return text + render_fields({
                     {dry_run ? "would create" : "created",
-                     join_or(strings_of(*doc, "created"), ", ", "none")},
+                     {join_or(strings_of(*doc, "created"), ", ", "none")}},
                     {dry_run ? "would change" : "changed",
-                     join_or(strings_of(*doc, "changed"), ", ", "none")},
-                    {"unchanged", join_or(strings_of(*doc, "unchanged"), ", ", "none")},
+                     {join_or(strings_of(*doc, "changed"), ", ", "none")}},
+                    {"unchanged", {join_or(strings_of(*doc, "unchanged"), ", ", "none")}},
                 });
 }
 

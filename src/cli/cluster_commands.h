@@ -18,18 +18,12 @@
 
 #include "base/clock.h"
 #include "base/result.h"
-#include "cli/web_admin_commands.h"
+#include "cli/command_support.h"  // also declares CLI::App and AdminClient
 #include "cluster/model.h"
-
-namespace CLI {
-class App;
-}  // namespace CLI
 
 namespace clusweb::cli {
 
-class AdminClient;
-
-// Besides kExitOk, kExitRefused and kExitUnreachable (web_admin_commands.h): bad arguments or
+// Besides kExitOk, kExitRefused and kExitUnreachable (command_support.h): bad arguments or
 // bad manifests, found before anything was sent.
 inline constexpr int kExitUsage = 2;
 

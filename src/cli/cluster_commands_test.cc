@@ -15,16 +15,18 @@
 #include "base/testing/manual_clock.h"
 #include "cli/admin_client.h"
 #include "cli/testing/fake_admin_server.h"
+#include "cli/testing/routes.h"
 #include "cluster/store_keys.h"
 
 namespace clusweb::cli {
 namespace {
 
-using Json = nlohmann::json;
 using ::testing::ElementsAre;
 using testing::FakeAdminServer;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using testing::json_reply;
+using testing::routes;
 using Reply = FakeAdminServer::Reply;
 using Kind = ClusterCommand::Kind;
 
@@ -42,28 +44,6 @@ constexpr std::string_view kCluster = R"({"cluster":"default","node":"n1","coord
                    "lastError":""}]},
     {"name":"idle","state":"Offline","owner":null,"token":0,"placement":null,"reason":"",
      "resources":[]}]})";
-
-Reply json_reply(int status, std::string body) {
-  Reply reply;
-  reply.status = status;
-  reply.body = std::move(body);
-  return reply;
-}
-
-// Answers "METHOD /target" with the replies listed for it, one per request; the last one
-// repeats. Everything else gets 404.
-FakeAdminServer::Handler routes(std::map<std::string, std::vector<Reply>> table) {
-  auto state = std::make_shared<std::map<std::string, std::vector<Reply>>>(std::move(table));
-  return [state](const FakeAdminServer::Request& request) {
-    auto found = state->find(request.method + " " + request.target);
-    if (found == state->end() || found->second.empty()) {
-      return json_reply(404, R"({"error":"no such thing here"})");
-    }
-    Reply reply = found->second.front();
-    if (found->second.size() > 1) found->second.erase(found->second.begin());
-    return reply;
-  };
-}
 
 // The group "web": an ip address and a website depending on it.
 cluster::GroupSpec web_group() {

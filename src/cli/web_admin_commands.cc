@@ -3,74 +3,24 @@
 #include <fmt/format.h>
 
 #include <CLI/App.hpp>
-#include <CLI/Option.hpp>
-#include <CLI/Validators.hpp>
-#include <algorithm>
-#include <cctype>
 #include <cstdint>
-#include <cstdlib>
-#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <utility>
 #include <vector>
 
 #include "cli/admin_client.h"
+#include "cli/command_support.h"
 
 namespace clusweb::cli {
 namespace {
 
-using Json = nlohmann::json;
+constexpr ServiceEndpoint kEndpoint{kWebService, "web.sock", "runtime directory of the web service",
+                                    "admin socket of the web service"};
 
-constexpr std::string_view kDefaultRunDir = "/run/clusweb";
-constexpr std::string_view kColumnGap = "   ";
-constexpr std::string_view kAbsent = "-";
-
-// ---- reading the service's JSON without trusting its shape ----
-
-Result<Json> parse_json(std::string_view text) {
-  Json doc = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return make_error("the web service sent a reply that is not JSON");
-  return Result<Json>(std::move(doc));
-}
-
-Result<Json> parse_object(std::string_view text) {
-  Result<Json> doc = parse_json(text);
-  if (doc.ok() && !doc->is_object()) {
-    return make_error("the web service sent a JSON {} where an object was expected",
-                      doc->type_name());
-  }
-  return doc;
-}
-
-const Json* member(const Json& object, const char* key) {
-  if (!object.is_object()) return nullptr;
-  auto found = object.find(key);
-  return found == object.end() ? nullptr : &*found;
-}
-
-// The string member `key`, or `fallback` when it is absent, empty or not a string.
-std::string text_of(const Json& object, const char* key, std::string_view fallback = kAbsent) {
-  const Json* value = member(object, key);
-  if (value == nullptr || !value->is_string() || value->get_ref<const std::string&>().empty()) {
-    return std::string(fallback);
-  }
-  return value->get<std::string>();
-}
-
-std::optional<std::int64_t> integer_of(const Json& object, const char* key) {
-  const Json* value = member(object, key);
-  if (value == nullptr || !value->is_number_integer()) return std::nullopt;
-  return value->get<std::int64_t>();
-}
-
-std::string count_of(const Json& object, const char* key) {
-  std::optional<std::int64_t> value = integer_of(object, key);
-  return value ? std::to_string(*value) : std::string(kAbsent);
-}
+// ---- helpers of these commands alone (the shared ones are in command_support.h) ----
 
 std::string yes_no_of(const Json& object, const char* key) {
   const Json* value = member(object, key);
@@ -90,99 +40,13 @@ std::string permit_of(const Json& site) {
   return fmt::format("{} ms left", remaining);
 }
 
-// The elements of the array member `key`; none when it is absent or not an array.
-std::vector<const Json*> elements_of(const Json& object, const char* key) {
-  std::vector<const Json*> elements;
-  const Json* value = member(object, key);
-  if (value != nullptr && value->is_array()) {
-    for (const Json& element : *value) elements.push_back(&element);
-  }
-  return elements;
-}
-
-const Json& object_or(const Json& object, const char* key, const Json& fallback) {
-  const Json* value = member(object, key);
-  return value != nullptr && value->is_object() ? *value : fallback;
-}
-
 std::string plural(std::string_view count, std::string_view noun) {
   return fmt::format("{} {}{}", count, noun, count == "1" ? "" : "s");
-}
-
-// ---- layout ----
-
-using Row = std::vector<std::string>;
-
-// Columns padded to their widest cell, `kColumnGap` apart, no trailing blanks.
-std::string render_table(const std::vector<Row>& rows, std::string_view indent = "") {
-  std::vector<std::size_t> widths;
-  for (const Row& row : rows) {
-    if (widths.size() < row.size()) widths.resize(row.size(), 0);
-    for (std::size_t column = 0; column < row.size(); ++column) {
-      widths[column] = std::max(widths[column], row[column].size());
-    }
-  }
-  std::string text;
-  for (const Row& row : rows) {
-    std::string line(indent);
-    for (std::size_t column = 0; column < row.size(); ++column) {
-      line += row[column];
-      if (column + 1 < row.size()) {
-        line.append(widths[column] - row[column].size(), ' ');
-        line += kColumnGap;
-      }
-    }
-    while (line.size() > indent.size() && line.back() == ' ') line.pop_back();
-    text += line;
-    text += '\n';
-  }
-  return text;
-}
-
-// "key: value" lines with the values aligned; a field's further values go on lines of their own.
-struct Field {
-  std::string key;
-  std::vector<std::string> values;
-};
-
-std::string render_fields(const std::vector<Field>& fields) {
-  std::size_t width = 0;
-  for (const Field& field : fields) width = std::max(width, field.key.size() + 2);
-  std::string text;
-  for (const Field& field : fields) {
-    std::string label = field.key + ":";
-    if (field.values.empty()) {
-      text += label + '\n';
-      continue;
-    }
-    label.resize(width, ' ');
-    for (std::size_t i = 0; i < field.values.size(); ++i) {
-      text += (i == 0 ? label : std::string(width, ' ')) + field.values[i] + '\n';
-    }
-  }
-  return text;
 }
 
 std::vector<std::string> or_none(std::vector<std::string> values) {
   if (values.empty()) values.emplace_back("none");
   return values;
-}
-
-std::string join(const std::vector<std::string>& parts, std::string_view separator) {
-  std::string text;
-  for (const std::string& part : parts) {
-    if (!text.empty()) text += separator;
-    text += part;
-  }
-  return text;
-}
-
-std::vector<std::string> strings_of(const Json& object, const char* key) {
-  std::vector<std::string> strings;
-  for (const Json* element : elements_of(object, key)) {
-    if (element->is_string()) strings.push_back(element->get<std::string>());
-  }
-  return strings;
 }
 
 // "13:00:01.123" from "2026-11-25T13:00:01.123Z": events are read as they happen, so the
@@ -199,65 +63,13 @@ std::string time_of_day(const std::string& timestamp) {
 
 using Formatter = std::function<Result<std::string>(std::string_view)>;
 
-void report(std::ostream& err, std::string_view reason) { err << "clusweb: " << reason << '\n'; }
-
+// The JSON output is the service's JSON whatever its shape, pretty-printed.
 int print_reply(const Result<AdminResponse>& response, OutputFormat output, const Formatter& format,
                 std::ostream& out, std::ostream& err) {
-  if (!response.ok()) {
-    report(err, response.error().describe());
-    return kExitUnreachable;
-  }
-  if (response->status < 200 || response->status > 299) {
-    report(err, server_error_message(*response));
-    return kExitRefused;
-  }
-  Result<std::string> text =
-      output == OutputFormat::kJson ? format_pretty_json(response->body) : format(response->body);
-  if (!text.ok()) {
-    report(err, text.error().describe());
-    return kExitRefused;
-  }
-  out << *text;
-  out.flush();
-  return kExitOk;
-}
-
-int follow_events(AdminClient& client, OutputFormat output, std::ostream& out, std::ostream& err) {
-  Status streamed = client.stream("/v1/events", [&](std::string_view line) {
-    if (output == OutputFormat::kJson) {
-      out << line << '\n';
-    } else {
-      out << format_event(line);
-    }
-    out.flush();
-    return static_cast<bool>(out);  // stop once nobody reads our output
-  });
-  if (!streamed.ok()) {
-    report(err, streamed.error().describe());
-    return streamed.error().sys_errno != 0 ? kExitUnreachable : kExitRefused;
-  }
-  return kExitOk;
-}
-
-// A name as one path segment: unreserved characters stay, the rest is percent-encoded.
-std::string path_segment(std::string_view name) {
-  std::string segment;
-  for (char c : name) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (std::isalnum(byte) || c == '-' || c == '.' || c == '_' || c == '~') {
-      segment += c;
-    } else {
-      segment += fmt::format("%{:02X}", byte);
-    }
-  }
-  return segment;
-}
-
-std::string target(std::string_view collection, std::string_view name,
-                   std::string_view action = "") {
-  std::string path = fmt::format("/v1/{}/{}", collection, path_segment(name));
-  if (!action.empty()) path += fmt::format("/{}", action);
-  return path;
+  if (int code = check_answer(response, kWebService, err); code != kExitOk) return code;
+  return print_text(
+      output == OutputFormat::kJson ? format_pretty_json(response->body) : format(response->body),
+      out, err);
 }
 
 Formatter state_line(std::string_view kind) {
@@ -267,9 +79,7 @@ Formatter state_line(std::string_view kind) {
 // ---- the command line ----
 
 struct LeafOptions {
-  std::string run_dir;
-  std::string socket;
-  std::string output = "table";
+  ServiceFlags flags;
   std::string name;
 };
 
@@ -279,38 +89,15 @@ struct Sink {
   std::ostream* err;
 };
 
-// `own` when set, else the value given to `flag` on the nearest parent command that has it.
-std::string inherited(const CLI::App& app, const std::string& flag, const std::string& own) {
-  if (!own.empty()) return own;
-  for (const CLI::App* parent = app.get_parent(); parent != nullptr;
-       parent = parent->get_parent()) {
-    const CLI::Option* option = parent->get_option_no_throw(flag);
-    if (option != nullptr && option->count() > 0 && !option->results().empty()) {
-      return option->results().front();
-    }
-  }
-  return {};
-}
-
 void add_leaf(CLI::App& parent, const std::string& name, const std::string& description,
               AdminCommand::Kind kind, const char* name_help, const Sink& sink) {
   auto options = std::make_shared<LeafOptions>();
   CLI::App* leaf = parent.add_subcommand(name, description);
   if (name_help != nullptr) leaf->add_option("name", options->name, name_help)->required();
-  leaf->add_option("--run-dir", options->run_dir,
-                   "runtime directory of the web service (default: $CLUSWEB_RUN_DIR, else " +
-                       std::string(kDefaultRunDir) + ")");
-  leaf->add_option("--socket", options->socket,
-                   "admin socket of the web service (default: <run-dir>/web.sock)");
-  leaf->add_option("-o,--output", options->output, "output format: table or json")
-      ->check(CLI::IsMember({"table", "json"}))
-      ->capture_default_str();
+  add_service_flags(*leaf, kEndpoint, options->flags);
   leaf->callback([leaf, options, kind, sink] {
-    AdminClient client(admin_socket_path(inherited(*leaf, "--socket", options->socket),
-                                         inherited(*leaf, "--run-dir", options->run_dir),
-                                         std::getenv("CLUSWEB_RUN_DIR")));
-    AdminCommand command{kind, options->name,
-                         options->output == "json" ? OutputFormat::kJson : OutputFormat::kTable};
+    AdminClient client = service_client(*leaf, kEndpoint, options->flags);
+    AdminCommand command{kind, options->name, output_format(options->flags)};
     *sink.exit_code = run_admin_command(command, client, *sink.out, *sink.err);
   });
 }
@@ -357,14 +144,7 @@ void add_web_admin_commands(CLI::App& root, CLI::App& web, int& exit_code, std::
 
 std::string admin_socket_path(std::string_view socket_flag, std::string_view run_dir_flag,
                               const char* run_dir_env) {
-  if (!socket_flag.empty()) return std::string(socket_flag);
-  std::string_view run_dir = kDefaultRunDir;
-  if (!run_dir_flag.empty()) {
-    run_dir = run_dir_flag;
-  } else if (run_dir_env != nullptr && *run_dir_env != '\0') {
-    run_dir = run_dir_env;
-  }
-  return (std::filesystem::path(run_dir) / "web.sock").string();
+  return service_socket_path(socket_flag, run_dir_flag, run_dir_env, kEndpoint.socket_file);
 }
 
 int run_admin_command(const AdminCommand& command, AdminClient& client, std::ostream& out,
@@ -375,39 +155,39 @@ int run_admin_command(const AdminCommand& command, AdminClient& client, std::ost
     case Kind::kSiteList:
       return print_reply(client.get("/v1/sites"), output, format_site_table, out, err);
     case Kind::kSiteShow:
-      return print_reply(client.get(target("sites", command.name)), output, format_site_details,
+      return print_reply(client.get(api_target("sites", command.name)), output, format_site_details,
                          out, err);
     case Kind::kSiteStart:
-      return print_reply(client.post(target("sites", command.name, "start")), output,
+      return print_reply(client.post(api_target("sites", command.name, "start")), output,
                          state_line("site"), out, err);
     case Kind::kSiteStop:
-      return print_reply(client.post(target("sites", command.name, "stop")), output,
+      return print_reply(client.post(api_target("sites", command.name, "stop")), output,
                          state_line("site"), out, err);
     case Kind::kPoolList:
       return print_reply(client.get("/v1/pools"), output, format_pool_table, out, err);
     case Kind::kPoolShow:
-      return print_reply(client.get(target("pools", command.name)), output, format_pool_details,
+      return print_reply(client.get(api_target("pools", command.name)), output, format_pool_details,
                          out, err);
     case Kind::kPoolStart:
-      return print_reply(client.post(target("pools", command.name, "start")), output,
+      return print_reply(client.post(api_target("pools", command.name, "start")), output,
                          state_line("pool"), out, err);
     case Kind::kPoolStop:
-      return print_reply(client.post(target("pools", command.name, "stop")), output,
+      return print_reply(client.post(api_target("pools", command.name, "stop")), output,
                          state_line("pool"), out, err);
     case Kind::kPoolRecycle:
-      return print_reply(client.post(target("pools", command.name, "recycle")), output,
+      return print_reply(client.post(api_target("pools", command.name, "recycle")), output,
                          state_line("pool"), out, err);
     case Kind::kReload:
       return print_reply(client.post("/v1/reload"), output, format_reload, out, err);
     case Kind::kEvents:
-      return follow_events(client, output, out, err);
+      return follow_stream(client, "/v1/events", output, format_event, out, err);
   }
   report(err, "unknown admin command");
   return kExitRefused;
 }
 
 Result<std::string> format_site_table(std::string_view json) {
-  Result<Json> doc = parse_object(json);
+  Result<Json> doc = parse_object(json, kWebService);
   if (!doc.ok()) return doc.error();
   std::vector<const Json*> sites = elements_of(*doc, "sites");
   if (sites.empty()) return std::string("no sites\n");
@@ -424,7 +204,7 @@ Result<std::string> format_site_table(std::string_view json) {
 }
 
 Result<std::string> format_pool_table(std::string_view json) {
-  Result<Json> doc = parse_object(json);
+  Result<Json> doc = parse_object(json, kWebService);
   if (!doc.ok()) return doc.error();
   std::vector<const Json*> pools = elements_of(*doc, "pools");
   if (pools.empty()) return std::string("no pools\n");
@@ -444,7 +224,7 @@ Result<std::string> format_pool_table(std::string_view json) {
 }
 
 Result<std::string> format_site_details(std::string_view json) {
-  Result<Json> doc = parse_object(json);
+  Result<Json> doc = parse_object(json, kWebService);
   if (!doc.ok()) return doc.error();
   const Json& site = *doc;
   const Json none = Json::object();
@@ -480,7 +260,7 @@ Result<std::string> format_site_details(std::string_view json) {
 }
 
 Result<std::string> format_pool_details(std::string_view json) {
-  Result<Json> doc = parse_object(json);
+  Result<Json> doc = parse_object(json, kWebService);
   if (!doc.ok()) return doc.error();
   const Json& pool = *doc;
   const Json none = Json::object();
@@ -510,7 +290,7 @@ Result<std::string> format_pool_details(std::string_view json) {
 }
 
 Result<std::string> format_state_line(std::string_view kind, std::string_view json) {
-  Result<Json> doc = parse_object(json);
+  Result<Json> doc = parse_object(json, kWebService);
   if (!doc.ok()) return doc.error();
   std::string line =
       fmt::format("{} \"{}\" is {}", kind, text_of(*doc, "name", ""), text_of(*doc, "state"));
@@ -520,7 +300,7 @@ Result<std::string> format_state_line(std::string_view kind, std::string_view js
 }
 
 Result<std::string> format_reload(std::string_view json) {
-  Result<Json> doc = parse_object(json);
+  Result<Json> doc = parse_object(json, kWebService);
   if (!doc.ok()) return doc.error();
   return fmt::format("reloaded: generation {}, {}, {}\n", count_of(*doc, "generation"),
                      plural(count_of(*doc, "sites"), "site"),
@@ -528,7 +308,7 @@ Result<std::string> format_reload(std::string_view json) {
 }
 
 std::string format_event(std::string_view line) {
-  Result<Json> doc = parse_object(line);
+  Result<Json> doc = parse_object(line, kWebService);
   if (!doc.ok()) return std::string(line) + '\n';
   const Json& event = *doc;
 
@@ -546,9 +326,9 @@ std::string format_event(std::string_view line) {
 }
 
 Result<std::string> format_pretty_json(std::string_view json) {
-  Result<Json> doc = parse_json(json);
+  Result<Json> doc = parse_json(json, kWebService);
   if (!doc.ok()) return doc.error();
-  return doc->dump(2, ' ', false, Json::error_handler_t::replace) + '\n';
+  return pretty_json(*doc);
 }
 
 }  // namespace clusweb::cli

@@ -8,24 +8,9 @@
 #include <string_view>
 
 #include "base/result.h"
-
-namespace CLI {
-class App;
-}  // namespace CLI
+#include "cli/command_support.h"  // also declares CLI::App and AdminClient
 
 namespace clusweb::cli {
-
-class AdminClient;
-
-// Exit codes of the admin commands.
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitRefused = 1;      // the service answered with an error (or nonsense)
-inline constexpr int kExitUnreachable = 3;  // could not talk to the service at all
-
-enum class OutputFormat {
-  kTable,  // for people: aligned columns, "key: value" lines
-  kJson,   // for scripts: the service's JSON, pretty-printed (events: one JSON line each)
-};
 
 // One admin command as parsed from the command line.
 struct AdminCommand {
@@ -50,10 +35,10 @@ struct AdminCommand {
 
 // Registers `site list|show|start|stop` and `pool list|show|start|stop|recycle` on `root` and
 // `reload` and `events` on `web`; each takes --run-dir, --socket and -o/--output. When one of
-// them runs (as a CLI11 callback), `exit_code` receives its exit code. Results go to `out`,
-// problems to `err` (std::cout and std::cerr in the first form); both must outlive `root`.
-// --run-dir and --socket given to a parent command (`clusweb web --run-dir D reload`) count
-// too when the leaf does not set them.
+// them runs (as a CLI11 callback), `exit_code` receives its exit code (command_support.h).
+// Results go to `out`, problems to `err` (std::cout and std::cerr in the first form); both
+// must outlive `root`. --run-dir and --socket given to a parent command (`clusweb web
+// --run-dir D reload`) count too when the leaf does not set them.
 void add_web_admin_commands(CLI::App& root, CLI::App& web, int& exit_code);
 void add_web_admin_commands(CLI::App& root, CLI::App& web, int& exit_code, std::ostream& out,
                             std::ostream& err);

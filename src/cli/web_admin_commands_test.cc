@@ -13,12 +13,15 @@
 
 #include "cli/admin_client.h"
 #include "cli/testing/fake_admin_server.h"
+#include "cli/testing/routes.h"
 
 namespace clusweb::cli {
 namespace {
 
 using testing::FakeAdminServer;
 using ::testing::HasSubstr;
+using testing::json_reply;
+using testing::routes;
 using Reply = FakeAdminServer::Reply;
 
 constexpr std::string_view kSite = R"({"name":"example","state":"Started","stateCode":1,
@@ -32,22 +35,6 @@ constexpr std::string_view kPool = R"({"name":"example-pool","state":"Started","
   "endpoint":"unix:/run/clusweb/pools/example-pool-0-1.sock","ready":true,
   "startedAt":"2026-11-25T13:00:01Z","generation":1}],
   "counters":{"workerStarts":2,"workerFailures":0,"requests":5,"queueFull":0}})";
-
-Reply json_reply(int status, std::string_view body) {
-  Reply reply;
-  reply.status = status;
-  reply.body = std::string(body);
-  return reply;
-}
-
-// Answers "METHOD /target" from `routes`, everything else with 404.
-FakeAdminServer::Handler routes(std::map<std::string, Reply> table) {
-  return [table = std::move(table)](const FakeAdminServer::Request& request) {
-    auto found = table.find(request.method + " " + request.target);
-    if (found != table.end()) return found->second;
-    return json_reply(404, R"({"error":"no route"})");
-  };
-}
 
 // ---- formatting, no server ----
 
@@ -249,7 +236,7 @@ class RunAdminCommandTest : public ::testing::Test {
 
 TEST_F(RunAdminCommandTest, SiteListPrintsATable) {
   FakeAdminServer server(
-      routes({{"GET /v1/sites", json_reply(200, R"({"sites":[)" + std::string(kSite) + "]}")}}));
+      routes({{"GET /v1/sites", {json_reply(200, R"({"sites":[)" + std::string(kSite) + "]}")}}}));
 
   EXPECT_EQ(run(server, {AdminCommand::Kind::kSiteList, "", OutputFormat::kTable}), kExitOk);
 
@@ -269,7 +256,7 @@ TEST_F(RunAdminCommandTest, NamesArePercentEncodedInTheTarget) {
 }
 
 TEST_F(RunAdminCommandTest, UnreadableReplyIsARefusal) {
-  FakeAdminServer server(routes({{"GET /v1/pools", json_reply(200, "oops")}}));
+  FakeAdminServer server(routes({{"GET /v1/pools", {json_reply(200, "oops")}}}));
 
   EXPECT_EQ(run(server, {AdminCommand::Kind::kPoolList, "", OutputFormat::kTable}), kExitRefused);
 
@@ -279,7 +266,7 @@ TEST_F(RunAdminCommandTest, UnreadableReplyIsARefusal) {
 
 TEST_F(RunAdminCommandTest, EventStreamRefusalExitsOne) {
   FakeAdminServer server(
-      routes({{"GET /v1/events", json_reply(503, R"({"error":"shutting down"})")}}));
+      routes({{"GET /v1/events", {json_reply(503, R"({"error":"shutting down"})")}}}));
 
   EXPECT_EQ(run(server, {AdminCommand::Kind::kEvents, "", OutputFormat::kTable}), kExitRefused);
 
@@ -308,7 +295,7 @@ class WebAdminCommandLineTest : public ::testing::Test {
 };
 
 TEST_F(WebAdminCommandLineTest, SiteListUsesTheRunDirectory) {
-  FakeAdminServer server(routes({{"GET /v1/sites", json_reply(200, R"({"sites":[]})")}}));
+  FakeAdminServer server(routes({{"GET /v1/sites", {json_reply(200, R"({"sites":[]})")}}}));
 
   EXPECT_EQ(run("site list --run-dir " + server.directory()), kExitOk);
 
@@ -319,7 +306,7 @@ TEST_F(WebAdminCommandLineTest, SiteListUsesTheRunDirectory) {
 }
 
 TEST_F(WebAdminCommandLineTest, SiteShowAsJsonPrintsTheServersJsonPretty) {
-  FakeAdminServer server(routes({{"GET /v1/sites/example", json_reply(200, kSite)}}));
+  FakeAdminServer server(routes({{"GET /v1/sites/example", {json_reply(200, kSite)}}}));
 
   EXPECT_EQ(run("site show example -o json --socket " + server.socket_path()), kExitOk);
 
@@ -328,7 +315,7 @@ TEST_F(WebAdminCommandLineTest, SiteShowAsJsonPrintsTheServersJsonPretty) {
 }
 
 TEST_F(WebAdminCommandLineTest, SiteShowAsTablePrintsDetails) {
-  FakeAdminServer server(routes({{"GET /v1/sites/example", json_reply(200, kSite)}}));
+  FakeAdminServer server(routes({{"GET /v1/sites/example", {json_reply(200, kSite)}}}));
 
   EXPECT_EQ(run("site show example --output table --socket " + server.socket_path()), kExitOk);
 
@@ -336,7 +323,7 @@ TEST_F(WebAdminCommandLineTest, SiteShowAsTablePrintsDetails) {
 }
 
 TEST_F(WebAdminCommandLineTest, SiteStartPostsAndPrintsTheNewState) {
-  FakeAdminServer server(routes({{"POST /v1/sites/example/start", json_reply(200, kSite)}}));
+  FakeAdminServer server(routes({{"POST /v1/sites/example/start", {json_reply(200, kSite)}}}));
 
   EXPECT_EQ(run("site start example --socket " + server.socket_path()), kExitOk);
 
@@ -346,9 +333,10 @@ TEST_F(WebAdminCommandLineTest, SiteStartPostsAndPrintsTheNewState) {
 }
 
 TEST_F(WebAdminCommandLineTest, RefusedStartPrintsTheServersReasonAndExitsOne) {
-  FakeAdminServer server(routes(
-      {{"POST /v1/sites/shop/start",
-        json_reply(409, R"({"error":"site \"shop\" is clustered and has no serving permit"})")}}));
+  FakeAdminServer server(
+      routes({{"POST /v1/sites/shop/start",
+               {json_reply(
+                   409, R"({"error":"site \"shop\" is clustered and has no serving permit"})")}}}));
 
   EXPECT_EQ(run("site start shop --socket " + server.socket_path()), kExitRefused);
 
@@ -358,7 +346,7 @@ TEST_F(WebAdminCommandLineTest, RefusedStartPrintsTheServersReasonAndExitsOne) {
 
 TEST_F(WebAdminCommandLineTest, SiteStopPostsToStop) {
   FakeAdminServer server(routes({{"POST /v1/sites/example/stop",
-                                  json_reply(200, R"({"name":"example","state":"Stopped"})")}}));
+                                  {json_reply(200, R"({"name":"example","state":"Stopped"})")}}}));
 
   EXPECT_EQ(run("site stop example --socket " + server.socket_path()), kExitOk);
 
@@ -368,7 +356,7 @@ TEST_F(WebAdminCommandLineTest, SiteStopPostsToStop) {
 TEST_F(WebAdminCommandLineTest, UnknownNameGetsTheServersNotFoundMessage) {
   FakeAdminServer server(
       routes({{"GET /v1/pools/nope",
-               json_reply(404, R"({"error":"no application pool named \"nope\""})")}}));
+               {json_reply(404, R"({"error":"no application pool named \"nope\""})")}}}));
 
   EXPECT_EQ(run("pool show nope --socket " + server.socket_path()), kExitRefused);
 
@@ -377,7 +365,7 @@ TEST_F(WebAdminCommandLineTest, UnknownNameGetsTheServersNotFoundMessage) {
 
 TEST_F(WebAdminCommandLineTest, PoolListPrintsATable) {
   FakeAdminServer server(
-      routes({{"GET /v1/pools", json_reply(200, R"({"pools":[)" + std::string(kPool) + "]}")}}));
+      routes({{"GET /v1/pools", {json_reply(200, R"({"pools":[)" + std::string(kPool) + "]}")}}}));
 
   EXPECT_EQ(run("pool list --socket " + server.socket_path()), kExitOk);
 
@@ -387,10 +375,11 @@ TEST_F(WebAdminCommandLineTest, PoolListPrintsATable) {
 }
 
 TEST_F(WebAdminCommandLineTest, PoolActionsPostToTheirTargets) {
-  FakeAdminServer server(routes({{"POST /v1/pools/example-pool/start", json_reply(200, kPool)},
-                                 {"POST /v1/pools/example-pool/stop",
-                                  json_reply(200, R"({"name":"example-pool","state":"Stopping"})")},
-                                 {"POST /v1/pools/example-pool/recycle", json_reply(200, kPool)}}));
+  FakeAdminServer server(
+      routes({{"POST /v1/pools/example-pool/start", {json_reply(200, kPool)}},
+              {"POST /v1/pools/example-pool/stop",
+               {json_reply(200, R"({"name":"example-pool","state":"Stopping"})")}},
+              {"POST /v1/pools/example-pool/recycle", {json_reply(200, kPool)}}}));
   const std::string socket = " --socket " + server.socket_path();
 
   EXPECT_EQ(run("pool start example-pool" + socket), kExitOk);
@@ -407,7 +396,7 @@ TEST_F(WebAdminCommandLineTest, PoolActionsPostToTheirTargets) {
 
 TEST_F(WebAdminCommandLineTest, ReloadPrintsTheNewGeneration) {
   FakeAdminServer server(
-      routes({{"POST /v1/reload", json_reply(200, R"({"generation":4,"sites":2,"pools":1})")}}));
+      routes({{"POST /v1/reload", {json_reply(200, R"({"generation":4,"sites":2,"pools":1})")}}}));
 
   EXPECT_EQ(run("web reload --socket " + server.socket_path()), kExitOk);
 
@@ -416,7 +405,7 @@ TEST_F(WebAdminCommandLineTest, ReloadPrintsTheNewGeneration) {
 
 TEST_F(WebAdminCommandLineTest, ReloadTakesTheRunDirectoryOfTheWebCommand) {
   FakeAdminServer server(
-      routes({{"POST /v1/reload", json_reply(200, R"({"generation":4,"sites":2,"pools":1})")}}));
+      routes({{"POST /v1/reload", {json_reply(200, R"({"generation":4,"sites":2,"pools":1})")}}}));
 
   EXPECT_EQ(run("web --run-dir " + server.directory() + " reload"), kExitOk);
 
@@ -426,9 +415,9 @@ TEST_F(WebAdminCommandLineTest, ReloadTakesTheRunDirectoryOfTheWebCommand) {
 TEST_F(WebAdminCommandLineTest, RejectedReloadPrintsEveryLineOfTheError) {
   FakeAdminServer server(routes(
       {{"POST /v1/reload",
-        json_reply(
+        {json_reply(
             400,
-            R"({"error":"sites.yaml:12: Site \"x\": field \"bindings[0]\": bad port\nsites.yaml:20: Site \"y\": unknown pool \"z\""})")}}));
+            R"({"error":"sites.yaml:12: Site \"x\": field \"bindings[0]\": bad port\nsites.yaml:20: Site \"y\": unknown pool \"z\""})")}}}));
 
   EXPECT_EQ(run("web reload --socket " + server.socket_path()), kExitRefused);
 
@@ -445,7 +434,7 @@ TEST_F(WebAdminCommandLineTest, EventsPrintsOneReadableLinePerEvent) {
       "\n"
       R"({"seq":13,"time":"2026-11-25T13:00:02.000Z","type":"reload","message":"generation 4"})"
       "\n"};
-  FakeAdminServer server(routes({{"GET /v1/events", stream}}));
+  FakeAdminServer server(routes({{"GET /v1/events", {stream}}}));
 
   EXPECT_EQ(run("web events --socket " + server.socket_path()), kExitOk);
 
@@ -459,7 +448,7 @@ TEST_F(WebAdminCommandLineTest, EventsAsJsonPrintsTheRawLines) {
   Reply stream;
   stream.chunks = {"{\"seq\":1,\"type\":\"site\"}\n{\"seq\":2,", "\"type\":\"pool\"}\n"};
   stream.end = Reply::End::kClose;
-  FakeAdminServer server(routes({{"GET /v1/events", stream}}));
+  FakeAdminServer server(routes({{"GET /v1/events", {stream}}}));
 
   EXPECT_EQ(run("web events -o json --socket " + server.socket_path()), kExitOk);
 

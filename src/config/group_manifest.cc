@@ -13,6 +13,7 @@
 
 #include "base/duration.h"
 #include "cluster/store_keys.h"
+#include "config/manifest_reader.h"
 
 namespace clusweb::config {
 namespace {
@@ -21,9 +22,19 @@ using cluster::GroupSpec;
 using cluster::Milliseconds;
 using cluster::ResourcePolicy;
 using cluster::ResourceSpec;
+using manifest::Field;
+using manifest::indexed;
+using manifest::join_path;
+using manifest::peek_name;
+using manifest::Problems;
+using manifest::subject_of;
+using manifest::suggestion;
+using manifest::unknown_message;
 
 constexpr std::string_view kGroupKind = "Group";
-constexpr std::string_view kWebKinds[] = {"Site", "ApplicationPool", "WebServer"};
+// The document kinds of a manifest, in the order messages list them; all but Group are web
+// kinds, listed in GroupManifests::web_documents.
+constexpr std::string_view kKinds[] = {kGroupKind, "Site", "ApplicationPool", "WebServer"};
 
 // ---------------------------------------------------------------------------------------------
 // The policy fields: one table for manifests and `clusweb resource set --policy`.
@@ -77,72 +88,6 @@ const std::vector<TypeRule>& type_rules() {
 // ---------------------------------------------------------------------------------------------
 // Messages.
 
-std::string lowercase(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-// "(did you mean "failback"?)" when a known name is close to `name`, else the list of the
-// known names.
-template <class Names>
-std::string suggestion(std::string_view name, const Names& known) {
-  std::string_view best;
-  std::size_t best_distance = 3;
-  for (std::string_view candidate : known) {
-    const std::size_t distance = edit_distance(lowercase(name), lowercase(candidate));
-    if (distance < best_distance) {
-      best_distance = distance;
-      best = candidate;
-    }
-  }
-  if (!best.empty()) return fmt::format("(did you mean \"{}\"?)", best);
-  std::string list;
-  for (std::string_view candidate : known) {
-    if (candidate == "kind") continue;
-    if (!list.empty()) list += ", ";
-    list += candidate;
-  }
-  return fmt::format("(expected one of: {})", list);
-}
-
-// "unknown field (did you mean "failback"?)"
-template <class Names>
-std::string unknown_message(std::string_view what, std::string_view name, const Names& known) {
-  return fmt::format("unknown {} {}", what, suggestion(name, known));
-}
-
-std::string join_path(std::string_view prefix, std::string_view name) {
-  if (prefix.empty()) return std::string(name);
-  return fmt::format("{}.{}", prefix, name);
-}
-
-std::string indexed(std::string_view prefix, std::size_t index) {
-  return fmt::format("{}[{}]", prefix, index);
-}
-
-std::string subject_of(std::string_view kind, std::string_view name) {
-  if (name.empty()) return std::string(kind);
-  return fmt::format("{} \"{}\"", kind, name);
-}
-
 // "a" or "an" before a type name.
 std::string with_article(std::string_view type) {
   const bool vowel =
@@ -151,130 +96,11 @@ std::string with_article(std::string_view type) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Problems: everything wrong with a set of manifests, reported together.
+// Reading YAML: the values of Group documents.
 
-class Problems {
+class GroupReader : public manifest::Reader {
  public:
-  // Sorted by the position of their file in `file_order`, then by line.
-  explicit Problems(std::vector<std::string> file_order) : file_order_(std::move(file_order)) {}
-
-  void add(SourceLocation where, std::string text) {
-    list_.push_back(Problem{std::move(where), std::move(text)});
-  }
-  std::size_t count() const { return list_.size(); }
-
-  Error to_error() {
-    std::stable_sort(list_.begin(), list_.end(), [this](const Problem& a, const Problem& b) {
-      const std::size_t rank_a = rank(a.where.file);
-      const std::size_t rank_b = rank(b.where.file);
-      if (rank_a != rank_b) return rank_a < rank_b;
-      if (a.where.file != b.where.file) return a.where.file < b.where.file;
-      return a.where.line < b.where.line;
-    });
-    std::string message;
-    for (const Problem& problem : list_) {
-      if (!message.empty()) message += '\n';
-      const std::string location = problem.where.describe();
-      message += location.empty() ? problem.text : location + ": " + problem.text;
-    }
-    return Error{std::move(message), list_.front().where.describe(), 0};
-  }
-
- private:
-  struct Problem {
-    SourceLocation where;
-    std::string text;
-  };
-
-  std::size_t rank(const std::string& file) const {
-    const auto found = std::find(file_order_.begin(), file_order_.end(), file);
-    return static_cast<std::size_t>(found - file_order_.begin());
-  }
-
-  std::vector<std::string> file_order_;
-  std::vector<Problem> list_;
-};
-
-// ---------------------------------------------------------------------------------------------
-// Reading YAML.
-
-// One value in a document, with its dotted path ("resources[1].policy.restartDelay") and the
-// location of its key (or of the list item).
-struct Field {
-  std::string path;
-  YAML::Node value;
-  SourceLocation where;
-};
-
-class Reader {
- public:
-  Reader(std::string file, Problems& problems) : file_(std::move(file)), problems_(problems) {}
-
-  SourceLocation at(const YAML::Node& node) const {
-    const YAML::Mark mark = node.Mark();
-    return SourceLocation{file_, mark.is_null() ? 0 : mark.line + 1};
-  }
-
-  void set_subject(std::string subject) { subject_ = std::move(subject); }
-
-  void fail(const Field& field, std::string_view what) { fail_at(field.where, field.path, what); }
-  void fail_at(const SourceLocation& where, std::string_view path, std::string_view what) {
-    if (path.empty()) {
-      problems_.add(where, fmt::format("{}: {}", subject_, what));
-    } else {
-      problems_.add(where, fmt::format("{}: field \"{}\": {}", subject_, path, what));
-    }
-  }
-
-  // Calls read(key, field) for each entry of the map `field` whose key is in `known`;
-  // reports non-map values, unknown and duplicate keys, and missing `required` keys.
-  template <class Read>
-  void read_map(const Field& field, std::initializer_list<std::string_view> known,
-                std::initializer_list<std::string_view> required, Read&& read) {
-    if (!field.value.IsMap()) {
-      fail(field, "must be a map");
-      return;
-    }
-    std::map<std::string, SourceLocation> seen;
-    for (auto it = field.value.begin(); it != field.value.end(); ++it) {
-      const SourceLocation where = at(it->first);
-      if (!it->first.IsScalar()) {
-        fail_at(where, field.path, "field names must be strings");
-        continue;
-      }
-      const std::string& name = it->first.Scalar();
-      const std::string path = join_path(field.path, name);
-      const auto [first, inserted] = seen.emplace(name, where);
-      if (!inserted) {
-        fail_at(where, path,
-                fmt::format("duplicate field, first set at line {}", first->second.line));
-        continue;
-      }
-      if (std::find(known.begin(), known.end(), name) == known.end()) {
-        fail_at(where, path, unknown_message("field", name, known));
-        continue;
-      }
-      read(std::string_view(name), Field{path, it->second, where});
-    }
-    for (std::string_view name : required) {
-      if (!seen.contains(std::string(name))) {
-        fail_at(field.where, join_path(field.path, name), "missing required field");
-      }
-    }
-  }
-
-  std::optional<std::string> string_value(const Field& field) {
-    if (!field.value.IsScalar()) {
-      fail(field, "must be a string");
-      return std::nullopt;
-    }
-    const std::string& text = field.value.Scalar();
-    if (text.find('\0') != std::string::npos) {
-      fail(field, "must not contain NUL characters");
-      return std::nullopt;
-    }
-    return text;
-  }
+  using Reader::Reader;
 
   // A cluster name (group, resource, node): cluster::check_name's rule.
   std::optional<std::string> name_value(const Field& field, std::string_view kind) {
@@ -304,35 +130,13 @@ class Reader {
     return number;
   }
 
-  std::optional<Milliseconds> duration_value(const Field& field) {
-    if (!field.value.IsScalar()) {
-      fail(field, "must be a duration such as \"90s\"");
-      return std::nullopt;
-    }
-    auto duration = parse_duration(field.value.Scalar());
-    if (!duration.ok()) {
-      fail(field, duration.error().message);
-      return std::nullopt;
-    }
-    if (*duration <= Milliseconds::zero()) {
-      fail(field, "must be greater than 0");
-      return std::nullopt;
-    }
-    return *duration;
-  }
-
   // A list of node names, each at most once.
   std::optional<std::vector<std::string>> node_list(const Field& field) {
-    if (!field.value.IsSequence()) {
-      fail(field, "must be a list of node names");
-      return std::nullopt;
-    }
     std::vector<std::string> names;
     std::map<std::string, std::size_t> seen;
     bool ok = true;
     std::size_t index = 0;
-    for (const YAML::Node& item : field.value) {
-      const Field entry{indexed(field.path, index), item, at(item)};
+    const bool listed = read_list(field, "must be a list of node names", [&](const Field& entry) {
       auto name = name_value(entry, "node");
       if (!name) {
         ok = false;
@@ -344,26 +148,11 @@ class Reader {
         names.push_back(std::move(*name));
       }
       ++index;
-    }
-    if (!ok) return std::nullopt;
+    });
+    if (!listed || !ok) return std::nullopt;
     return names;
   }
-
- private:
-  std::string file_;
-  Problems& problems_;
-  std::string subject_;
 };
-
-// The name field of a document, before it is validated, to label its problems.
-std::string peek_name(const YAML::Node& document) {
-  for (auto it = document.begin(); it != document.end(); ++it) {
-    if (it->first.IsScalar() && it->first.Scalar() == "name" && it->second.IsScalar()) {
-      return it->second.Scalar();
-    }
-  }
-  return "";
-}
 
 // ---------------------------------------------------------------------------------------------
 // Group documents.
@@ -385,7 +174,7 @@ struct ReadResource {
   std::string path;  // "resources[2]"
 };
 
-void read_parameters(Reader& reader, const Field& field, ReadResource& resource) {
+void read_parameters(GroupReader& reader, const Field& field, ReadResource& resource) {
   if (!field.value.IsMap()) {
     reader.fail(field, "must be a map of parameter names to values");
     return;
@@ -413,16 +202,11 @@ void read_parameters(Reader& reader, const Field& field, ReadResource& resource)
 
 // dependsOn: every item must be Online first; an item is a resource name, or a list of names
 // of which any one will do ("ANDs of ORs").
-void read_depends_on(Reader& reader, const Field& field, ReadResource& resource) {
+void read_depends_on(GroupReader& reader, const Field& field, ReadResource& resource) {
   constexpr std::string_view kShape =
       "must be a list whose items are resource names or lists of names (any one of them)";
-  if (!field.value.IsSequence()) {
-    reader.fail(field, kShape);
-    return;
-  }
-  std::size_t index = 0;
-  for (const YAML::Node& item : field.value) {
-    const Field entry{indexed(field.path, index++), item, reader.at(item)};
+  reader.read_list(field, kShape, [&](const Field& entry) {
+    const YAML::Node& item = entry.value;
     std::vector<std::string> any_of;
     auto add = [&](const Field& name_field) {
       auto name = reader.string_value(name_field);
@@ -435,7 +219,7 @@ void read_depends_on(Reader& reader, const Field& field, ReadResource& resource)
     } else if (item.IsSequence()) {
       if (item.size() == 0) {
         reader.fail(entry, "a list of alternatives needs at least one resource");
-        continue;
+        return;
       }
       std::size_t alternative = 0;
       for (const YAML::Node& name : item) {
@@ -443,13 +227,13 @@ void read_depends_on(Reader& reader, const Field& field, ReadResource& resource)
       }
     } else {
       reader.fail(entry, kShape);
-      continue;
+      return;
     }
     if (!any_of.empty()) resource.spec.depends_on.push_back(std::move(any_of));
-  }
+  });
 }
 
-void read_policy(Reader& reader, const Field& field, ResourcePolicy& policy) {
+void read_policy(GroupReader& reader, const Field& field, ResourcePolicy& policy) {
   reader.read_map(
       field,
       {"looksAliveInterval", "isAliveInterval", "pendingTimeout", "probeTimeout",
@@ -473,7 +257,7 @@ void read_policy(Reader& reader, const Field& field, ResourcePolicy& policy) {
 
 // Reports resource_type_problems() where they are written: at the type, at the parameter, or
 // (for a missing one) at `parameters` or the resource.
-void check_type(Reader& reader, const ReadResource& resource) {
+void check_type(GroupReader& reader, const ReadResource& resource) {
   if (!resource.type_field || resource.spec.type.empty()) return;
   for (const ResourceTypeProblem& problem : resource_type_problems(resource.spec)) {
     if (problem.parameter.empty()) {
@@ -488,7 +272,7 @@ void check_type(Reader& reader, const ReadResource& resource) {
   }
 }
 
-ReadResource read_resource(Reader& reader, const Field& item) {
+ReadResource read_resource(GroupReader& reader, const Field& item) {
   ReadResource resource;
   resource.where = item.where;
   resource.path = item.path;
@@ -525,7 +309,7 @@ ReadResource read_resource(Reader& reader, const Field& item) {
 }
 
 // Rules across the resources of one group, each reported where it is written.
-void check_resources(Reader& reader, const std::vector<ReadResource>& resources) {
+void check_resources(GroupReader& reader, const std::vector<ReadResource>& resources) {
   std::map<std::string, const ReadResource*> by_name;
   for (const ReadResource& resource : resources) {
     if (resource.spec.name.empty()) continue;
@@ -552,7 +336,7 @@ void check_resources(Reader& reader, const std::vector<ReadResource>& resources)
   }
 }
 
-GroupSpec read_group(Reader& reader, const Field& document) {
+GroupSpec read_group(GroupReader& reader, const Field& document) {
   GroupSpec group;
   std::vector<ReadResource> resources;
   reader.read_map(document,
@@ -583,15 +367,10 @@ GroupSpec read_group(Reader& reader, const Field& document) {
                         reader.fail(field, "must be \"prevent\" or \"allow\"");
                       }
                     } else if (name == "resources") {
-                      if (!field.value.IsSequence()) {
-                        reader.fail(field, "must be a list of resources");
-                        return;
-                      }
-                      std::size_t index = 0;
-                      for (const YAML::Node& item : field.value) {
-                        resources.push_back(read_resource(
-                            reader, Field{indexed(field.path, index++), item, reader.at(item)}));
-                      }
+                      reader.read_list(field, "must be a list of resources",
+                                       [&](const Field& item) {
+                                         resources.push_back(read_resource(reader, item));
+                                       });
                     }
                   });
   check_resources(reader, resources);
@@ -604,65 +383,27 @@ class GroupsBuilder {
   explicit GroupsBuilder(Problems& problems) : problems_(problems) {}
 
   void add_manifest(const ManifestText& manifest) {
-    std::vector<YAML::Node> documents;
-    try {
-      documents = YAML::LoadAll(manifest.text);
-    } catch (const YAML::Exception& e) {
-      problems_.add(SourceLocation{manifest.path, e.mark.is_null() ? 0 : e.mark.line + 1},
-                    fmt::format("invalid YAML: {}", e.msg));
-      return;
-    }
-    Reader reader(manifest.path, problems_);
-    for (const YAML::Node& document : documents) {
-      if (document.IsNull()) continue;  // empty document, e.g. after a trailing "---"
-      try {
-        add_document(reader, document);
-      } catch (const YAML::Exception& e) {
-        problems_.add(reader.at(document), fmt::format("invalid YAML: {}", e.msg));
-      }
-    }
+    GroupReader reader(manifest.path, problems_);
+    manifest::read_documents(manifest, problems_,
+                             [&](const YAML::Node& document) { add_document(reader, document); });
   }
 
   GroupManifests& result() { return result_; }
 
  private:
-  void add_document(Reader& reader, const YAML::Node& document) {
+  void add_document(GroupReader& reader, const YAML::Node& document) {
     const Field field{"", document, reader.at(document)};
-    reader.set_subject("document");
-    if (!document.IsMap()) {
-      reader.fail(field, "must be a map with a \"kind\" field");
-      return;
-    }
-    std::optional<Field> kind;
-    for (auto it = document.begin(); it != document.end(); ++it) {
-      if (it->first.IsScalar() && it->first.Scalar() == "kind") {
-        kind = Field{"kind", it->second, reader.at(it->first)};
-        break;
-      }
-    }
-    if (!kind) {
-      reader.fail_at(field.where, "kind",
-                     "missing required field (Group, Site, ApplicationPool or WebServer)");
-      return;
-    }
-    const auto kind_name = reader.string_value(*kind);
+    const auto kind_name = reader.document_kind(field, kKinds);
     if (!kind_name) return;
     if (*kind_name == kGroupKind) {
       add_group(reader, field);
       return;
     }
-    if (std::find(std::begin(kWebKinds), std::end(kWebKinds), *kind_name) != std::end(kWebKinds)) {
-      result_.web_documents.push_back(
-          WebDocument{*kind_name, *kind_name == "WebServer" ? std::string() : peek_name(document),
-                      field.where});
-      return;
-    }
-    reader.fail(*kind, unknown_message(fmt::format("kind \"{}\"", *kind_name), *kind_name,
-                                       std::initializer_list<std::string_view>{
-                                           kGroupKind, "Site", "ApplicationPool", "WebServer"}));
+    result_.web_documents.push_back(WebDocument{
+        *kind_name, *kind_name == "WebServer" ? std::string() : peek_name(document), field.where});
   }
 
-  void add_group(Reader& reader, const Field& document) {
+  void add_group(GroupReader& reader, const Field& document) {
     reader.set_subject(subject_of(kGroupKind, peek_name(document.value)));
     const std::size_t problems_before = problems_.count();
     GroupSpec group = read_group(reader, document);
@@ -777,10 +518,7 @@ Status set_policy_field(ResourcePolicy& policy, std::string_view field, std::str
 }
 
 Result<GroupManifests> load_group_manifests(const std::vector<ManifestText>& manifests) {
-  std::vector<std::string> file_order;
-  file_order.reserve(manifests.size());
-  for (const ManifestText& manifest : manifests) file_order.push_back(manifest.path);
-  Problems problems(std::move(file_order));
+  Problems problems(manifests);
   GroupsBuilder builder(problems);
   for (const ManifestText& manifest : manifests) builder.add_manifest(manifest);
   if (problems.count() > 0) return problems.to_error();

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cluster/store_keys.h"
+#include "config/testing/manifest_lines.h"
 
 namespace clusweb::config {
 namespace {
@@ -18,22 +19,10 @@ using cluster::FailbackPolicy;
 using cluster::GroupSpec;
 using cluster::Milliseconds;
 using cluster::RestartAction;
+using clusweb::config::testing::line_of;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-// 1-based line of the only occurrence of `needle` in `text`.
-int line_of(std::string_view text, std::string_view needle) {
-  const std::size_t position = text.find(needle);
-  if (position == std::string_view::npos) {
-    ADD_FAILURE() << "\"" << needle << "\" not in the manifest";
-    return 0;
-  }
-  if (text.find(needle, position + 1) != std::string_view::npos) {
-    ADD_FAILURE() << "\"" << needle << "\" occurs twice in the manifest";
-  }
-  return 1 + static_cast<int>(std::count(text.begin(), text.begin() + position, '\n'));
-}
 
 Result<GroupManifests> load(std::string_view yaml, std::string path = "groups.yaml") {
   return load_group_manifests({ManifestText{std::move(path), std::string(yaml)}});

@@ -13,19 +13,31 @@
 #include <charconv>
 #include <cstring>
 #include <filesystem>
-#include <initializer_list>
 #include <limits>
 #include <map>
 #include <optional>
 #include <utility>
 
 #include "base/unique_fd.h"
+#include "config/manifest_reader.h"
 
 namespace clusweb::config {
 namespace {
 
 namespace fs = std::filesystem;
+using manifest::describe_problem;
+using manifest::Field;
+using manifest::indexed;
+using manifest::join_path;
+using manifest::lowercase;
+using manifest::peek_name;
+using manifest::Problems;
+using manifest::subject_of;
 using std::chrono::milliseconds;
+
+// The document kinds of a manifest, in the order messages list them. Group documents are
+// skipped: they belong to `clusweb apply` (group_manifest.h).
+constexpr std::string_view kKinds[] = {"Site", "ApplicationPool", "WebServer", "Group"};
 
 // ---------------------------------------------------------------------------------------------
 // Ranges of the numeric settings (docs/configuration.md lists the same numbers).
@@ -50,14 +62,6 @@ constexpr std::string_view kNameRule = "must be 1 to 64 letters, digits, '.', '_
 
 // ---------------------------------------------------------------------------------------------
 // Small text rules.
-
-std::string lowercase(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_lower_alnum(char c) { return is_digit(c) || (c >= 'a' && c <= 'z'); }
@@ -181,114 +185,6 @@ std::optional<std::string> certificate_problem(Scheme scheme, bool has_certifica
 }
 
 std::string_view scheme_name(Scheme scheme) { return scheme == Scheme::kHttps ? "https" : "http"; }
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-// "unknown field (did you mean "physicalPath"?)", or the list of valid names.
-std::string unknown_message(std::string_view what, std::string_view name,
-                            std::initializer_list<std::string_view> known) {
-  std::string_view best;
-  std::size_t best_distance = 3;
-  for (std::string_view candidate : known) {
-    const std::size_t distance = edit_distance(lowercase(name), lowercase(candidate));
-    if (distance < best_distance) {
-      best_distance = distance;
-      best = candidate;
-    }
-  }
-  if (!best.empty()) return fmt::format("unknown {} (did you mean \"{}\"?)", what, best);
-  std::string list;
-  for (std::string_view candidate : known) {
-    if (candidate == "kind") continue;
-    if (!list.empty()) list += ", ";
-    list += candidate;
-  }
-  return fmt::format("unknown {} (expected one of: {})", what, list);
-}
-
-std::string join_path(std::string_view prefix, std::string_view name) {
-  if (prefix.empty()) return std::string(name);
-  return fmt::format("{}.{}", prefix, name);
-}
-
-std::string indexed(std::string_view prefix, std::size_t index) {
-  return fmt::format("{}[{}]", prefix, index);
-}
-
-std::string subject_of(std::string_view kind, std::string_view name) {
-  if (name.empty()) return std::string(kind);
-  return fmt::format("{} \"{}\"", kind, name);
-}
-
-// `subject: field "x": what`
-std::string describe_problem(std::string_view subject, std::string_view field,
-                             std::string_view what) {
-  if (field.empty()) return fmt::format("{}: {}", subject, what);
-  return fmt::format("{}: field \"{}\": {}", subject, field, what);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Problems: everything wrong with a configuration, reported together.
-
-class Problems {
- public:
-  // Problems are sorted by the position of their file in `file_order` (files not listed
-  // come after, by name), then by line.
-  explicit Problems(std::vector<std::string> file_order) : file_order_(std::move(file_order)) {}
-
-  void add(SourceLocation where, std::string text) {
-    list_.push_back(Problem{std::move(where), std::move(text)});
-  }
-  bool empty() const { return list_.empty(); }
-
-  bool before(const SourceLocation& a, const SourceLocation& b) const {
-    const std::size_t rank_a = rank(a.file);
-    const std::size_t rank_b = rank(b.file);
-    if (rank_a != rank_b) return rank_a < rank_b;
-    if (a.file != b.file) return a.file < b.file;
-    return a.line < b.line;
-  }
-
-  Error to_error() {
-    std::stable_sort(list_.begin(), list_.end(), [this](const Problem& a, const Problem& b) {
-      return before(a.where, b.where);
-    });
-    std::string message;
-    for (const Problem& problem : list_) {
-      if (!message.empty()) message += '\n';
-      const std::string location = problem.where.describe();
-      message += location.empty() ? problem.text : location + ": " + problem.text;
-    }
-    return Error{std::move(message), list_.front().where.describe(), 0};
-  }
-
- private:
-  struct Problem {
-    SourceLocation where;
-    std::string text;
-  };
-
-  std::size_t rank(const std::string& file) const {
-    const auto found = std::find(file_order_.begin(), file_order_.end(), file);
-    return static_cast<std::size_t>(found - file_order_.begin());
-  }
-
-  std::vector<std::string> file_order_;
-  std::vector<Problem> list_;
-};
 
 // ---------------------------------------------------------------------------------------------
 // Checks of a built model: per object (only for configs that did not come from YAML, whose
@@ -527,86 +423,14 @@ std::optional<std::string> file_problem(const std::string& path, int access_mode
 // ---------------------------------------------------------------------------------------------
 // Reading YAML documents.
 
-// One value in a document, with its dotted path ("limits.maxHeaderBytes", "bindings[2].url")
-// and the location of its key (or of the list item).
-struct Field {
-  std::string path;
-  YAML::Node value;
-  SourceLocation where;
-};
-
-// Reads the documents of one manifest file, reporting each problem at its line.
-class DocumentReader {
+// Reads the documents of one manifest file, reporting each problem at its line; adds the
+// values of the web kinds and the paths they resolve against the manifest's folder.
+class DocumentReader : public manifest::Reader {
  public:
   DocumentReader(std::string file, fs::path folder, const LoadOptions& options, Problems& problems)
-      : file_(std::move(file)),
-        folder_(std::move(folder)),
-        options_(options),
-        problems_(problems) {}
+      : Reader(std::move(file), problems), folder_(std::move(folder)), options_(options) {}
 
   bool check_filesystem() const { return options_.check_filesystem; }
-
-  SourceLocation at(const YAML::Node& node) const {
-    const YAML::Mark mark = node.Mark();
-    return SourceLocation{file_, mark.is_null() ? 0 : mark.line + 1};
-  }
-
-  void set_subject(std::string subject) { subject_ = std::move(subject); }
-
-  void fail(const Field& field, std::string_view what) { fail_at(field.where, field.path, what); }
-  void fail_at(const SourceLocation& where, std::string_view path, std::string_view what) {
-    problems_.add(where, describe_problem(subject_, path, what));
-  }
-
-  // Calls read(key, field) for each entry of the map `field` whose key is in `known`;
-  // reports non-map values, unknown and duplicate keys, and missing `required` keys.
-  template <class Read>
-  void read_map(const Field& field, std::initializer_list<std::string_view> known,
-                std::initializer_list<std::string_view> required, Read&& read) {
-    if (!field.value.IsMap()) {
-      fail(field, "must be a map");
-      return;
-    }
-    std::map<std::string, SourceLocation> seen;
-    for (auto it = field.value.begin(); it != field.value.end(); ++it) {
-      const SourceLocation where = at(it->first);
-      if (!it->first.IsScalar()) {
-        fail_at(where, field.path, "field names must be strings");
-        continue;
-      }
-      const std::string& name = it->first.Scalar();
-      const std::string path = join_path(field.path, name);
-      const auto [first, inserted] = seen.emplace(name, where);
-      if (!inserted) {
-        fail_at(where, path,
-                fmt::format("duplicate field, first set at line {}", first->second.line));
-        continue;
-      }
-      if (std::find(known.begin(), known.end(), name) == known.end()) {
-        fail_at(where, path, unknown_message("field", name, known));
-        continue;
-      }
-      read(std::string_view(name), Field{path, it->second, where});
-    }
-    for (std::string_view name : required) {
-      if (!seen.contains(std::string(name))) {
-        fail_at(field.where, join_path(field.path, name), "missing required field");
-      }
-    }
-  }
-
-  std::optional<std::string> string_value(const Field& field) {
-    if (!field.value.IsScalar()) {
-      fail(field, "must be a string");
-      return std::nullopt;
-    }
-    const std::string& text = field.value.Scalar();
-    if (text.find('\0') != std::string::npos) {
-      fail(field, "must not contain NUL characters");
-      return std::nullopt;
-    }
-    return text;
-  }
 
   std::optional<std::string> non_empty_string(const Field& field) {
     auto text = string_value(field);
@@ -657,23 +481,6 @@ class DocumentReader {
     return static_cast<int>(number);
   }
 
-  std::optional<milliseconds> duration_value(const Field& field) {
-    if (!field.value.IsScalar()) {
-      fail(field, "must be a duration such as \"90s\"");
-      return std::nullopt;
-    }
-    auto duration = parse_duration(field.value.Scalar());
-    if (!duration.ok()) {
-      fail(field, duration.error().message);
-      return std::nullopt;
-    }
-    if (*duration <= milliseconds::zero()) {
-      fail(field, "must be greater than 0");
-      return std::nullopt;
-    }
-    return *duration;
-  }
-
   std::optional<std::uint64_t> size_value(const Field& field) {
     if (!field.value.IsScalar()) {
       fail(field, "must be a size such as \"16KiB\"");
@@ -688,22 +495,17 @@ class DocumentReader {
   }
 
   std::optional<std::vector<std::string>> string_list(const Field& field) {
-    if (!field.value.IsSequence()) {
-      fail(field, "must be a list of strings");
-      return std::nullopt;
-    }
     std::vector<std::string> list;
     bool ok = true;
-    std::size_t index = 0;
-    for (const YAML::Node& item : field.value) {
-      auto text = string_value(Field{indexed(field.path, index++), item, at(item)});
+    const bool listed = read_list(field, "must be a list of strings", [&](const Field& item) {
+      auto text = string_value(item);
       if (text) {
         list.push_back(std::move(*text));
       } else {
         ok = false;
       }
-    }
-    if (!ok) return std::nullopt;
+    });
+    if (!listed || !ok) return std::nullopt;
     return list;
   }
 
@@ -751,22 +553,9 @@ class DocumentReader {
   }
 
  private:
-  std::string file_;
   fs::path folder_;
   const LoadOptions& options_;
-  Problems& problems_;
-  std::string subject_;
 };
-
-// The name field of a document, before it is validated, to label its problems.
-std::string peek_name(const YAML::Node& document) {
-  for (auto it = document.begin(); it != document.end(); ++it) {
-    if (it->first.IsScalar() && it->first.Scalar() == "name" && it->second.IsScalar()) {
-      return it->second.Scalar();
-    }
-  }
-  return "";
-}
 
 std::optional<Binding> read_binding(DocumentReader& reader, const Field& item) {
   std::optional<Binding> binding;
@@ -875,16 +664,14 @@ Site read_site(DocumentReader& reader, const Field& document) {
         } else if (name == "autoStart") {
           if (auto value = reader.bool_value(field)) site.auto_start = *value;
         } else if (name == "bindings") {
-          if (!field.value.IsSequence()) {
-            reader.fail(field, "must be a list of bindings");
-            return;
-          }
-          if (field.value.size() == 0) reader.fail(field, "at least one binding is required");
-          std::size_t index = 0;
-          for (const YAML::Node& item : field.value) {
-            auto binding =
-                read_binding(reader, Field{indexed(field.path, index++), item, reader.at(item)});
-            if (binding) site.bindings.push_back(std::move(*binding));
+          const bool listed =
+              reader.read_list(field, "must be a list of bindings", [&](const Field& item) {
+                if (auto binding = read_binding(reader, item)) {
+                  site.bindings.push_back(std::move(*binding));
+                }
+              });
+          if (listed && field.value.size() == 0) {
+            reader.fail(field, "at least one binding is required");
           }
         } else if (name == "defaultDocuments") {
           auto documents = reader.string_list(field);
@@ -920,16 +707,11 @@ Site read_site(DocumentReader& reader, const Field& document) {
             }
           }
         } else if (name == "applications") {
-          if (!field.value.IsSequence()) {
-            reader.fail(field, "must be a list of applications");
-            return;
-          }
-          std::size_t index = 0;
-          for (const YAML::Node& item : field.value) {
-            auto application = read_application(
-                reader, Field{indexed(field.path, index++), item, reader.at(item)});
-            if (application) site.applications.push_back(std::move(*application));
-          }
+          reader.read_list(field, "must be a list of applications", [&](const Field& item) {
+            if (auto application = read_application(reader, item)) {
+              site.applications.push_back(std::move(*application));
+            }
+          });
         }
       });
   return site;
@@ -1102,24 +884,10 @@ class ConfigBuilder {
       : options_(options), problems_(problems) {}
 
   void add_manifest(const ManifestText& manifest) {
-    std::vector<YAML::Node> documents;
-    try {
-      documents = YAML::LoadAll(manifest.text);
-    } catch (const YAML::Exception& e) {
-      problems_.add(SourceLocation{manifest.path, e.mark.is_null() ? 0 : e.mark.line + 1},
-                    fmt::format("invalid YAML: {}", e.msg));
-      complete_ = false;
-      return;
-    }
     DocumentReader reader(manifest.path, folder_of(manifest.path), options_, problems_);
-    for (const YAML::Node& document : documents) {
-      if (document.IsNull()) continue;  // empty document, e.g. after a trailing "---"
-      try {
-        add_document(reader, document);
-      } catch (const YAML::Exception& e) {
-        problems_.add(reader.at(document), fmt::format("invalid YAML: {}", e.msg));
-      }
-    }
+    const bool parsed = manifest::read_documents(
+        manifest, problems_, [&](const YAML::Node& document) { add_document(reader, document); });
+    if (!parsed) complete_ = false;
   }
 
   bool complete() const { return complete_; }
@@ -1136,24 +904,7 @@ class ConfigBuilder {
 
   void add_document(DocumentReader& reader, const YAML::Node& document) {
     const Field field{"", document, reader.at(document)};
-    reader.set_subject("document");
-    if (!document.IsMap()) {
-      reader.fail(field, "must be a map with a \"kind\" field");
-      return;
-    }
-    std::optional<Field> kind;
-    for (auto it = document.begin(); it != document.end(); ++it) {
-      if (it->first.IsScalar() && it->first.Scalar() == "kind") {
-        kind = Field{"kind", it->second, reader.at(it->first)};
-        break;
-      }
-    }
-    if (!kind) {
-      reader.fail_at(field.where, "kind",
-                     "missing required field (Site, ApplicationPool, WebServer or Group)");
-      return;
-    }
-    const auto kind_name = reader.string_value(*kind);
+    const auto kind_name = reader.document_kind(field, kKinds);
     if (!kind_name) return;
     if (*kind_name == "Site") {
       reader.set_subject(subject_of("Site", peek_name(document)));
@@ -1172,13 +923,9 @@ class ConfigBuilder {
       }
       server_where_ = server.where;
       config_.server = std::move(server);
-    } else if (*kind_name == "Group") {
-      // A cluster group (group_manifest.h) may share a file with its site; `clusweb apply`
-      // reads it, the web service does not.
-    } else {
-      reader.fail(*kind, unknown_message(fmt::format("kind \"{}\"", *kind_name), *kind_name,
-                                         {"Site", "ApplicationPool", "WebServer", "Group"}));
     }
+    // Otherwise a Group (group_manifest.h): it may share a file with its site; `clusweb apply`
+    // reads it, the web service does not.
   }
 
   // Objects with field problems are kept (when named) so that references to them do not
@@ -1408,10 +1155,7 @@ Result<std::vector<ManifestText>> read_manifests(const std::vector<std::string>&
 
 Result<WebConfig> load_web_config(const std::vector<ManifestText>& manifests,
                                   const LoadOptions& options) {
-  std::vector<std::string> file_order;
-  file_order.reserve(manifests.size());
-  for (const ManifestText& manifest : manifests) file_order.push_back(manifest.path);
-  Problems problems(std::move(file_order));
+  Problems problems(manifests);
   ConfigBuilder builder(options, problems);
   for (const ManifestText& manifest : manifests) builder.add_manifest(manifest);
   WebConfig& config = builder.config();
@@ -1436,7 +1180,7 @@ Result<WebConfig> load_web_config_files(const std::vector<std::string>& paths,
 }
 
 Status validate_web_config(const WebConfig& config) {
-  Problems problems({});
+  Problems problems;
   check_server(config.server, problems);
   for (const auto& [key, site] : config.sites) check_site(key, site, problems);
   for (const auto& [key, pool] : config.pools) check_pool(key, pool, problems);

@@ -7,35 +7,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <string_view>
 
+#include "config/testing/manifest_lines.h"
+
 namespace clusweb::config {
 namespace {
 
 namespace fs = std::filesystem;
+using clusweb::config::testing::line_of;
 using std::chrono::milliseconds;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::Pair;
 using ::testing::StartsWith;
-
-// 1-based line of the only occurrence of `needle` in `text`.
-int line_of(std::string_view text, std::string_view needle) {
-  const std::size_t position = text.find(needle);
-  if (position == std::string_view::npos) {
-    ADD_FAILURE() << "\"" << needle << "\" not in the manifest";
-    return 0;
-  }
-  if (text.find(needle, position + 1) != std::string_view::npos) {
-    ADD_FAILURE() << "\"" << needle << "\" occurs twice in the manifest";
-  }
-  return 1 + static_cast<int>(std::count(text.begin(), text.begin() + position, '\n'));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Units and binding URLs.

@@ -397,6 +397,17 @@ CallResult IpResource::remove(const CallContext& context) {
   return success();
 }
 
+void IpResource::renewed(Clock::TimePoint /*deadline*/) {
+  // Every renewal refreshes the lifetime: the kernel's whole seconds are
+  // coarse next to a TTL of a few seconds, and a refresh only at the
+  // once-a-second LooksAlive could come just after the address expired.
+  // hold_address() reads the new deadline itself, right before netlink.
+  if (!held_) return;
+  if (Status held = hold_address(*held_); !held) {
+    logger("resources")->warn("refreshing address failed: {}", held.error().describe());
+  }
+}
+
 void IpResource::stop_announcing() {
   if (announcer_) announcer_->stop();
   announcer_.reset();
@@ -408,13 +419,17 @@ boost::asio::awaitable<CallResult> IpResource::call(cluster::Verb verb,
     case cluster::Verb::kOpen:
     case cluster::Verb::kClose:
       co_return success();
-    case cluster::Verb::kOnline:
-      co_return online(context);
+    case cluster::Verb::kOnline: {
+      CallResult result = online(context);
+      if (result.ok) held_ = context;
+      co_return result;
+    }
     case cluster::Verb::kLooksAlive:
     case cluster::Verb::kIsAlive:
       co_return check(context);
     case cluster::Verb::kOffline:
     case cluster::Verb::kTerminate:
+      held_.reset();
       co_return remove(context);
   }
   co_return failure("unknown verb");

@@ -4,6 +4,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/result.h"
@@ -43,6 +44,8 @@ class IpResource final : public Resource {
   IpResource& operator=(const IpResource&) = delete;
 
   boost::asio::awaitable<CallResult> call(cluster::Verb verb, const CallContext& context) override;
+  // While online: refreshes the address's lifetime with the new deadline.
+  void renewed(Clock::TimePoint deadline) override;
 
   // The one function through which every add or refresh of the address goes.
   // Checks the fencing deadline immediately before the netlink call and
@@ -69,6 +72,7 @@ class IpResource final : public Resource {
 
   boost::asio::any_io_executor executor_;
   std::shared_ptr<Announcer> announcer_;
+  std::optional<CallContext> held_;  // of the last successful online, until offline
 };
 
 }  // namespace clusweb::resources

@@ -1,7 +1,5 @@
 #include "web/admin_server.h"
 
-#include <grp.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -21,6 +19,7 @@
 #include <deque>
 #include <nlohmann/json.hpp>
 
+#include "base/api_socket.h"
 #include "base/boottime.h"
 #include "base/log.h"
 #include "web/permit_request.h"
@@ -140,22 +139,6 @@ Reply error_reply(int status, std::string_view message) {
 
 Reply ok_reply(const json& body) { return {200, body.dump(2) + "\n"}; }
 
-// "/v1/sites/shop/start" -> {"v1", "sites", "shop", "start"}
-std::vector<std::string> split_path(std::string_view target) {
-  auto query = target.find('?');
-  if (query != std::string_view::npos) target = target.substr(0, query);
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  while (start <= target.size()) {
-    auto slash = target.find('/', start);
-    auto piece = target.substr(start, slash == std::string_view::npos ? slash : slash - start);
-    if (!piece.empty()) parts.emplace_back(piece);
-    if (slash == std::string_view::npos) break;
-    start = slash + 1;
-  }
-  return parts;
-}
-
 }  // namespace
 
 struct AdminServer::Impl {
@@ -180,7 +163,7 @@ struct AdminServer::Impl {
   }
 
   asio::awaitable<Reply> dispatch(const bhttp::request<bhttp::string_body>& request) {
-    auto parts = split_path(request.target());
+    auto parts = parse_api_target(request.target()).parts;
     const bool get = request.method() == bhttp::verb::get;
     const bool post = request.method() == bhttp::verb::post;
     if (parts.size() < 2 || parts[0] != "v1") co_return error_reply(404, "no such endpoint");
@@ -364,7 +347,7 @@ struct AdminServer::Impl {
       auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
       if (ec) co_return;
       auto request = parser.release();
-      auto parts = split_path(request.target());
+      auto parts = parse_api_target(request.target()).parts;
       if (request.method() == bhttp::verb::get && parts.size() == 2 && parts[0] == "v1" &&
           parts[1] == "events") {
         co_await stream_events(stream);
@@ -391,28 +374,18 @@ AdminServer::AdminServer(asio::io_context& io, WebMaster& master)
 AdminServer::~AdminServer() { close(); }
 
 Status AdminServer::listen(const std::string& path) {
-  ::unlink(path.c_str());
-  boost::system::error_code ec;
-  impl_->acceptor.open(local(), ec);
-  if (!ec) impl_->acceptor.bind(local::endpoint(path), ec);
-  if (!ec) impl_->acceptor.listen(64, ec);
-  if (ec) return Error{fmt::format("admin socket: {}", ec.message()), path, ec.value()};
-  impl_->path = path;
-  gid_t group = ::getegid();
-  if (struct group* clusweb_group = ::getgrnam("clusweb")) group = clusweb_group->gr_gid;
-  if (::chown(path.c_str(), ::geteuid(), group) != 0 || ::chmod(path.c_str(), 0660) != 0) {
-    return errno_error("chmod", path);
+  if (Status listening = listen_api_socket(impl_->acceptor, path, "admin socket");
+      !listening.ok()) {
+    return listening;
   }
+  impl_->path = path;
   asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
   impl_->log->info("admin api listening socket={}", path);
   return {};
 }
 
 void AdminServer::close() {
-  if (!impl_ || !impl_->acceptor.is_open()) return;
-  boost::system::error_code ignored;
-  impl_->acceptor.close(ignored);
-  if (!impl_->path.empty()) ::unlink(impl_->path.c_str());
+  if (impl_) close_api_socket(impl_->acceptor, impl_->path);
 }
 
 }  // namespace clusweb::web

@@ -226,6 +226,8 @@ def marker_script(folder):
               echo "stop $CLUSWEB_GROUP $CLUSWEB_NODE $CLUSWEB_FENCING_TOKEN $(now)" >> "$dir/journal"
             fi ;;
           looksalive|isalive)
+            # A file broken.<node> makes the resource fail its checks on that node.
+            [ -e "$dir/broken.$CLUSWEB_NODE" ] && { echo "broken on $CLUSWEB_NODE"; exit 1; }
             [ -e "$mark" ] || exit 1 ;;
         esac
         exit 0

@@ -152,6 +152,30 @@ class ClusterTest(unittest.TestCase):
         self.assertGreater(starts[-1][3], starts[0][3], journal)
         self.assertEqual(journal[-1][:3], ("stop", "api", "n1"), journal)
 
+    def test_a_failing_resource_restarts_in_place_then_fails_over(self):
+        n1, n2 = self.start_agents("n1", "n2")
+        spec = script_group("svc", self.script, ["n1", "n2"])
+        spec["resources"][0]["policy"] = {"restartThreshold": 2, "restartDelay": "100ms"}
+        n1.api("POST", "/v1/groups/svc", {"spec": spec})
+        self.wait_online(n2, "svc", on="n1")
+        with open(os.path.join(self.dir, "marker", "broken.n1"), "w"):
+            pass
+        status = self.wait_online(n2, "svc", on="n2", timeout=WAIT_TIMEOUT * 2)
+        self.assertEqual(status["resources"][0]["state"], "Online")
+        events = [(e["node"], e["what"], e["why"]) for e in self.events(n2)
+                  if e.get("group") == "svc"]
+        restarts = [e for e in events if e[0] == "n1" and e[2].startswith("restarting in place")]
+        # Restarted in place up to the threshold first, then failed over (and counted).
+        self.assertEqual(len(restarts), 2, events)
+        whats = [(node, what) for node, what, _ in events]
+        self.assertIn(("n1", "failed-over"), whats)
+        self.assertLess(whats.index(("n1", "failed-over")), len(whats) - 1)
+        self.assertIn(("n2", "acquired"), whats[whats.index(("n1", "failed-over")):])
+        # The check's own output names the cause in the event log.
+        self.assertIn(("n1", "output", "broken on n1"), events)
+        journal = [e for e in self.journal() if e[1] == "svc"]
+        self.assertEqual(overlaps(journal, "svc"), [])
+
     def test_bad_groups_are_refused_with_a_reason(self):
         (n1,) = self.start_agents("n1")
         spec = script_group("bad", self.script)

@@ -98,8 +98,8 @@ ETCD_BIN = "/usr/bin/etcd"
 class NodeAgent(Agent):
     """An agent (and its web service) inside a node's namespace."""
 
-    def __init__(self, net, node, etcd, folder, vip):
-        super().__init__(node, etcd, folder, ttl="%ds" % TTL)
+    def __init__(self, net, node, etcd, folder, vip, ttl):
+        super().__init__(node, etcd, folder, ttl="%ds" % ttl)
         self.net = net
         site = os.path.join(self.dir, "site")
         os.makedirs(site, exist_ok=True)
@@ -184,7 +184,9 @@ class AddressMonitor(threading.Thread):
         self.join(5)
 
 
-class ClusterNetnsTest(unittest.TestCase):
+class NetnsClusterBase(unittest.TestCase):
+    ttl = TTL
+
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="clusweb-netns-")
         os.chmod(self.dir, 0o755)
@@ -195,7 +197,7 @@ class ClusterNetnsTest(unittest.TestCase):
         self.addCleanup(self.etcd.cleanup)
         self.agents = {}
         for node in NODES:
-            agent = NodeAgent(self.net, node, self.etcd, self.dir, self.vip)
+            agent = NodeAgent(self.net, node, self.etcd, self.dir, self.vip, self.ttl)
             self.agents[node] = agent
             self.addCleanup(agent.kill_node)
             agent.start()
@@ -216,10 +218,10 @@ class ClusterNetnsTest(unittest.TestCase):
         if not os.environ.get("CLUSWEB_KEEP"):
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def ask(self):
-        """The node that answers http://VIP:8080/ from the client, or None."""
+    def ask(self, timeout=0.5):
+        """The node that answers http://VIP:8080/ from the client within `timeout`, or None."""
         # -f: an error status (503 from a node whose permit lapsed) is not an answer.
-        result = self.net.run("client", ["curl", "-sf", "-m", "0.5",
+        result = self.net.run("client", ["curl", "-sf", "-m", str(timeout),
                                          "http://%s:8080/" % self.vip], check=False)
         return result.stdout.strip() or None if result.returncode == 0 else None
 
@@ -234,6 +236,9 @@ class ClusterNetnsTest(unittest.TestCase):
     def owner(self, via):
         return via.group("shop")["owner"]
 
+
+
+class ClusterNetnsTest(NetnsClusterBase):
     def test_the_site_moves_with_its_address_when_the_owner_node_dies(self):
         started = time.monotonic()
         self.agents["n1"].kill_node()
@@ -287,30 +292,41 @@ class ClusterNetnsTest(unittest.TestCase):
         self.assertEqual(self.ask(), who)
         self.assertEqual(self.monitor.doubles, [])
 
-    def test_losing_the_etcd_leader_takes_no_group_offline(self):
-        leader = self.etcd.leader()
-        self.etcd.kill(leader)
-        # For a few seconds (several TTLs of renewals through the new leader) every request
-        # is answered by n1, and nobody fenced.
-        until = time.monotonic() + 3 * TTL
-        while time.monotonic() < until:
-            self.assertEqual(self.ask(), "n1")
-            time.sleep(0.05)
-        self.assertNotEqual(self.etcd.leader(), None)
-        for agent in self.agents.values():
-            self.assertNotIn("fencing:", agent.log(), agent.node)
-        self.assertEqual(self.owner(self.agents["n2"]), "n1")
-        self.assertEqual(self.monitor.doubles, [])
-
     def test_a_graceful_move_hands_the_address_over(self):
         self.agents["n1"].api("POST", "/v1/groups/shop/move", {"node": "n3"})
         self.wait_answer("n3")
         wait_for(lambda: self.monitor.holders[-1][1] == ["n3"], WAIT_TIMEOUT,
                  "the monitor to see the address on n3")
         self.assertEqual(self.monitor.doubles, [])
+        # Once the move is done, every new connection is served (by n3).
+        for _ in range(20):
+            self.assertEqual(self.ask(), "n3")
         # The handover may be quicker than the sampling: only the order is checked.
         holders = [h for _, h in self.monitor.holders if h]
         self.assertEqual(holders, [["n1"], ["n3"]], self.monitor.holders)
+
+
+class EtcdLeaderLossTest(NetnsClusterBase):
+    # A leader change stalls etcd for 0.6-0.85 s at heartbeat 50 ms / election 500 ms (more
+    # on a loaded machine); renewals must get through within TTL - margin - one interval, which
+    # TTL 2 s leaves too little room for (ARCHITECTURE.md, Safety 2), so this runs at 3 s.
+    ttl = 3.0
+
+    def test_losing_the_etcd_leader_takes_no_group_offline(self):
+        time.sleep(1)  # past the cluster's first elections
+        leader = self.etcd.leader()
+        self.etcd.kill(leader)
+        # For a few seconds (several TTLs of renewals through the new leader) every request
+        # is answered by n1, and nobody fenced.
+        until = time.monotonic() + 3 * self.ttl
+        while time.monotonic() < until:
+            self.assertEqual(self.ask(timeout=2.0), "n1")
+            time.sleep(0.05)
+        self.assertNotEqual(self.etcd.leader(), None)
+        for agent in self.agents.values():
+            self.assertNotIn("fencing:", agent.log(), agent.node)
+        self.assertEqual(self.owner(self.agents["n2"]), "n1")
+        self.assertEqual(self.monitor.doubles, [])
 
 
 if __name__ == "__main__":
