@@ -839,8 +839,12 @@ asio::awaitable<void> Agent::shutdown(std::chrono::milliseconds timeout) {
     store::Txn leave(
         {store::Compare::lease_is(keys_.node(options_.node), store::Compare::Op::kEqual, lease_)},
         {store::Delete(keys_.node(options_.node))});
-    co_await store_.txn(std::move(leave));
+    auto leave_result = co_await store_.txn(std::move(leave));
     if (!*alive) co_return;
+    if (!leave_result.ok()) {
+      // Then the groups stay until the lease is revoked below or expires.
+      log_()->warn("could not leave the membership first: {}", leave_result.error().describe());
+    }
     while (*alive && !core_.owned_groups().empty() && clock_.now() < give_up) {
       asio::steady_timer pause(executor_, milliseconds(50));
       co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));

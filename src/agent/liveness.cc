@@ -61,7 +61,8 @@ struct LeaseLiveness::State : std::enable_shared_from_this<State> {
       const Clock::TimePoint sent = clock.now();
       auto grant = co_await store.grant(options.ttl);
       if (my_generation != generation) {
-        if (grant.ok()) co_await store.revoke(grant->id);
+        // An orphan lease would expire by itself; revoking only ends it sooner.
+        if (grant.ok()) (void)co_await store.revoke(grant->id);
         co_return false;
       }
       if (!grant.ok()) {
@@ -92,11 +93,11 @@ struct LeaseLiveness::State : std::enable_shared_from_this<State> {
         }
       }
       if (my_generation != generation) {
-        co_await store.revoke(grant->id);
+        (void)co_await store.revoke(grant->id);
         co_return false;
       }
       if (!joined) {
-        co_await store.revoke(grant->id);
+        (void)co_await store.revoke(grant->id);
         co_await pause(options.join_retry);
         continue;
       }

@@ -16,8 +16,7 @@ std::shared_ptr<spdlog::logger> log_() { return logger("agent"); }
 
 WebSupervisor::WebSupervisor(boost::asio::io_context& io, ChildReaper& reaper,
                              std::vector<std::string> argv, std::string log_path)
-    : io_(io),
-      reaper_(reaper),
+    : reaper_(reaper),
       argv_(std::move(argv)),
       log_path_(std::move(log_path)),
       restart_timer_(io),

@@ -36,7 +36,6 @@ class WebSupervisor {
  private:
   void launch();
 
-  boost::asio::io_context& io_;
   ChildReaper& reaper_;
   std::vector<std::string> argv_;
   std::string log_path_;
