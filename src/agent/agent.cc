@@ -37,16 +37,6 @@ std::string format_time(std::chrono::system_clock::time_point at) {
   return fmt::format("{}.{:03}Z", text, ms % 1000);
 }
 
-std::optional<std::chrono::system_clock::time_point> parse_time(const std::string& text) {
-  std::tm tm{};
-  const char* rest = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (rest == nullptr) return std::nullopt;
-  int millis = 0;
-  if (*rest == '.') millis = std::atoi(rest + 1);
-  const std::time_t seconds = timegm(&tm);
-  return std::chrono::system_clock::from_time_t(seconds) + milliseconds(millis);
-}
-
 std::string lower(std::string_view text) {
   std::string out(text);
   std::transform(out.begin(), out.end(), out.begin(),
@@ -89,24 +79,6 @@ std::string encode(const LoggedEvent& event) {
   json out = {{"time", format_time(event.time)}, {"node", event.node}, {"group", event.group},
               {"resource", event.resource},      {"what", event.what}, {"why", event.why}};
   return out.dump();
-}
-
-Result<LoggedEvent> decode_event(std::string_view text, uint64_t sequence) {
-  json in = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!in.is_object()) return make_error("event {} is not a JSON object", sequence);
-  LoggedEvent event;
-  event.sequence = sequence;
-  auto text_of = [&](const char* name) {
-    auto it = in.find(name);
-    return it != in.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
-  if (auto at = parse_time(text_of("time"))) event.time = *at;
-  event.node = text_of("node");
-  event.group = text_of("group");
-  event.resource = text_of("resource");
-  event.what = text_of("what");
-  event.why = text_of("why");
-  return event;
 }
 
 Agent::Agent(asio::any_io_executor executor, store::Store& store, Liveness& liveness,
@@ -160,19 +132,19 @@ asio::awaitable<void> Agent::follow() {
             asio::steady_timer pause(executor_, milliseconds(500));
             co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
           }
-          changed();
+          changed(/*decisive=*/true);
         } else {
           log_()->warn("watch of the cluster's keys ended: {}", batch.error().describe());
         }
         break;
       }
-      apply(*batch);
-      changed();
+      changed(apply(*batch));
     }
   }
 }
 
-void Agent::apply(const store::WatchBatch& batch) {
+bool Agent::apply(const store::WatchBatch& batch) {
+  bool decisive = false;
   for (const store::WatchEvent& event : batch.events) {
     if (event.type == store::WatchEvent::Type::kPut) {
       snapshot_[event.kv.key] = event.kv;
@@ -180,60 +152,79 @@ void Agent::apply(const store::WatchBatch& batch) {
       snapshot_.erase(event.kv.key);
     }
     revision_ = std::max(revision_, event.kv.mod_revision);
+    // The event log and the owners' status reports are written often and
+    // decide nothing.
+    const std::string& key = event.kv.key;
+    decisive = decisive || !(key.starts_with(keys_.events()) || key == keys_.events_next() ||
+                             key.starts_with(keys_.statuses()));
   }
   revision_ = std::max(revision_, batch.revision);
+  return decisive;
 }
 
-cluster::ClusterView Agent::view() const {
-  cluster::ClusterView view;
-  view.revision = revision_;
+void Agent::refresh_view() {
+  view_ = cluster::ClusterView{};
+  view_.revision = revision_;
+  // Specs are decoded again only when their key changed.
+  std::map<std::string, DecodedGroup> decoded;
   for (auto it = snapshot_.lower_bound(keys_.groups());
        it != snapshot_.end() && it->first.starts_with(keys_.groups()); ++it) {
     auto name = StoreKeys::name_under(keys_.groups(), it->first);
     if (!name) continue;
-    auto spec = cluster::decode_group(it->second.value, it->first);
-    if (!spec.ok()) continue;  // reported by changed()
-    view.groups[std::string(*name)] = std::move(*spec);
+    auto cached = decoded_groups_.find(it->first);
+    if (cached != decoded_groups_.end() && cached->second.revision == it->second.mod_revision) {
+      decoded.insert(decoded_groups_.extract(cached));
+    } else {
+      auto spec = cluster::decode_group(it->second.value, it->first);
+      if (!spec.ok()) {
+        log_()->error("ignoring a group the agent cannot read: {}", spec.error().describe());
+      }
+      decoded[it->first] = DecodedGroup{
+          it->second.mod_revision,
+          spec.ok() ? std::optional<cluster::GroupSpec>(std::move(*spec)) : std::nullopt};
+    }
+    if (const auto& spec = decoded[it->first].spec) view_.groups[std::string(*name)] = *spec;
   }
+  decoded_groups_ = std::move(decoded);
   for (auto it = snapshot_.lower_bound(keys_.placements());
        it != snapshot_.end() && it->first.starts_with(keys_.placements()); ++it) {
     auto name = StoreKeys::name_under(keys_.placements(), it->first);
     auto value = cluster::decode_placement(it->second.value, it->first);
     if (!name || !value.ok() || value->node.empty()) continue;
-    view.placement[std::string(*name)] =
+    view_.placement[std::string(*name)] =
         cluster::PlacementRecord{value->node, it->second.mod_revision};
   }
   for (auto it = snapshot_.lower_bound(keys_.owners());
        it != snapshot_.end() && it->first.starts_with(keys_.owners()); ++it) {
     auto name = StoreKeys::name_under(keys_.owners(), it->first);
     if (!name) continue;
-    view.owners[std::string(*name)] =
+    view_.owners[std::string(*name)] =
         cluster::OwnerRecord{it->second.value, it->second.create_revision};
   }
-  return view;
 }
 
-void Agent::changed() {
-  for (auto it = snapshot_.lower_bound(keys_.groups());
-       it != snapshot_.end() && it->first.starts_with(keys_.groups()); ++it) {
-    auto spec = cluster::decode_group(it->second.value, it->first);
-    const std::string marker = fmt::format("{}@{}", it->first, it->second.mod_revision);
-    if (!spec.ok() && warned_bad_keys_.insert(marker).second) {
-      log_()->error("ignoring a group the agent cannot read: {}", spec.error().describe());
+void Agent::changed(bool decisive) {
+  if (decisive) {
+    refresh_view();
+    write_clustered_sites();
+    if (lease_ != 0) {
+      step(cluster::ViewChanged{view_});
+      coordinate();
     }
   }
-  write_clustered_sites();
-  if (lease_ != 0) {
-    step(cluster::ViewChanged{view()});
-    coordinate();
-  }
-  for (const auto& listener : listeners_) listener();
+  for (const auto& [id, listener] : listeners_) listener();
+}
+
+int Agent::add_listener(std::function<void()> listener) {
+  const int id = next_listener_++;
+  listeners_.emplace(id, std::move(listener));
+  return id;
 }
 
 void Agent::write_clustered_sites() {
   if (options_.clustered_sites_file.empty()) return;
   std::set<std::string> sites;
-  for (const auto& [name, spec] : view().groups) {
+  for (const auto& [name, spec] : view_.groups) {
     for (const cluster::ResourceSpec& resource : spec.resources) {
       if (resource.type != "website") continue;
       auto site = resource.parameters.find("site");
@@ -265,6 +256,7 @@ asio::awaitable<Status> Agent::run() {
     asio::steady_timer pause(executor_, milliseconds(500));
     co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
   }
+  refresh_view();
   write_clustered_sites();
   if (options_.loaded) options_.loaded();
   co_await startup_probe();
@@ -278,7 +270,7 @@ asio::awaitable<Status> Agent::run() {
     deadline_ = deadline;
     record("", "", "joined", fmt::format("lease {:x}", lease));
     step(cluster::Joined{lease, deadline});
-    step(cluster::ViewChanged{view()});
+    step(cluster::ViewChanged{view_});
     coordinate();
   };
   callbacks.renewed = [this, alive](Clock::TimePoint deadline) {
@@ -301,8 +293,7 @@ asio::awaitable<Status> Agent::run() {
 asio::awaitable<void> Agent::startup_probe() {
   // Nothing may run here without ownership (Safety 8): every resource this
   // node could host is terminated before the node takes part.
-  const cluster::ClusterView current = view();
-  for (const auto& [name, spec] : current.groups) {
+  for (const auto& [name, spec] : view_.groups) {
     if (!cluster::allows(spec, options_.node)) continue;
     std::vector<int> order = cluster::dependency_order(spec);
     std::reverse(order.begin(), order.end());
@@ -408,25 +399,13 @@ asio::awaitable<void> Agent::acquire(std::string group, int64_t lease) {
 asio::awaitable<void> Agent::release(cluster::ReleaseOwnership release) {
   auto alive = alive_;
   const std::string owner_key = keys_.owner(release.group);
-  json status = {{"node", options_.node},
-                 {"token", release.token},
-                 {"state", release.failover_reason ? "Failed" : "Offline"},
-                 {"updated", format_time(clock_.wall_now())}};
-  if (const cluster::GroupController* controller = core_.controller(release.group)) {
-    json resources = json::array();
-    const cluster::GroupSpec& spec = controller->spec();
-    for (size_t r = 0; r < spec.resources.size(); ++r) {
-      resources.push_back({{"name", spec.resources[r].name},
-                           {"type", spec.resources[r].type},
-                           {"state", to_string(controller->state(static_cast<int>(r)))},
-                           {"restarts", controller->restart_count(static_cast<int>(r))},
-                           {"lastError", controller->last_error(static_cast<int>(r))}});
-    }
-    status["resources"] = resources;
-  }
+  // The final report goes with the release; status writes still in flight
+  // compare the token and then fail.
+  const std::string status =
+      status_json(release.group, release.token, release.failover_reason ? "Failed" : "Offline");
   for (int attempt = 0; *alive; ++attempt) {
     std::vector<store::Operation> writes{store::Delete(owner_key),
-                                         store::Put(keys_.status(release.group), status.dump())};
+                                         store::Put(keys_.status(release.group), status)};
     if (release.resources_stopped) {
       writes.emplace_back(store::Put(keys_.released(release.group), std::to_string(release.token)));
     }
@@ -542,10 +521,10 @@ asio::awaitable<void> Agent::run_call(cluster::ResourceCall call) {
 }
 
 void Agent::drop_resources() {
-  // Resource objects of ownerships that ended, once no call of theirs runs.
-  const std::vector<std::string> owned = core_.owned_groups();
+  // Resource objects of ownerships that ended (also an earlier ownership of
+  // a group owned again), once no call of theirs runs.
   for (auto it = resources_.begin(); it != resources_.end();) {
-    const bool still_owned = std::find(owned.begin(), owned.end(), it->first.group) != owned.end();
+    const bool still_owned = core_.token(it->first.group) == it->first.token;
     auto running = in_flight_.find(it->first);
     const bool busy = running != in_flight_.end() && running->second > 0;
     if (!still_owned && !busy) {
@@ -592,12 +571,13 @@ void Agent::on_group_event(const cluster::GroupEvent& event) {
   }
 }
 
-asio::awaitable<void> Agent::write_status(std::string group, int64_t token) {
-  auto alive = alive_;
-  status_writes_.insert(group);
-  while (*alive && status_dirty_.erase(group) > 0) {
-    const cluster::GroupController* controller = core_.controller(group);
-    if (controller == nullptr) break;
+std::string Agent::status_json(const std::string& group, int64_t token,
+                               const std::string& state) const {
+  json status = {{"node", options_.node},
+                 {"token", token},
+                 {"state", state},
+                 {"updated", format_time(clock_.wall_now())}};
+  if (const cluster::GroupController* controller = core_.controller(group)) {
     json resources = json::array();
     const cluster::GroupSpec& spec = controller->spec();
     for (size_t r = 0; r < spec.resources.size(); ++r) {
@@ -608,19 +588,27 @@ asio::awaitable<void> Agent::write_status(std::string group, int64_t token) {
                            {"restarts", controller->restart_count(index)},
                            {"lastError", controller->last_error(index)}});
     }
-    json status = {{"node", options_.node},
-                   {"token", token},
-                   {"state", to_string(controller->group_status())},
-                   {"resources", resources},
-                   {"updated", format_time(clock_.wall_now())}};
+    status["resources"] = resources;
+  }
+  return status.dump();
+}
+
+asio::awaitable<void> Agent::write_status(std::string group, int64_t token) {
+  auto alive = alive_;
+  status_writes_.insert(group);
+  while (*alive && status_dirty_.erase(group) > 0) {
+    const cluster::GroupController* controller = core_.controller(group);
+    if (controller == nullptr) break;
+    const std::string status =
+        status_json(group, token, std::string(to_string(controller->group_status())));
     store::Txn write(
         {store::Compare::create_revision_is(keys_.owner(group), store::Compare::Op::kEqual, token)},
-        {store::Put(keys_.status(group), status.dump())});
+        {store::Put(keys_.status(group), status)});
     auto result = co_await store_.txn(std::move(write));
     if (!*alive) co_return;
-    if (result.ok() && !result->succeeded) break;   // no longer ours: the next owner writes
-    if (!result.ok()) status_dirty_.insert(group);  // retried below
+    if (result.ok() && !result->succeeded) break;  // no longer ours: the next owner writes
     if (!result.ok()) {
+      status_dirty_.insert(group);  // retried after a pause
       asio::steady_timer pause(executor_, milliseconds(200));
       co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
       if (!*alive) co_return;
@@ -663,7 +651,6 @@ asio::awaitable<void> Agent::drain_events() {
       next = events_next_;
       next_mod = events_next_mod_;
     }
-    pending.event.sequence = next;
     std::vector<store::Compare> compare{
         store::Compare::mod_revision_is(keys_.events_next(), store::Compare::Op::kEqual, next_mod)};
     if (pending.token != 0) {
@@ -751,7 +738,7 @@ void Agent::coordinate() {
 
   std::vector<cluster::GroupState> groups;
   std::map<std::string, size_t> failures_seen;
-  for (const auto& [name, spec] : view().groups) {
+  for (const auto& [name, spec] : view_.groups) {
     cluster::GroupState state;
     state.spec = spec;
     state.offline_requested = snapshot_.contains(keys_.offline(name));

@@ -50,9 +50,8 @@ struct AgentOptions {
 using ResourceFactory = std::function<Result<std::unique_ptr<resources::Resource>>(
     const std::string& group, const cluster::ResourceSpec&)>;
 
-// One event of the log (events/<sequence>), as written and as read back.
+// One event of the log (events/<sequence>).
 struct LoggedEvent {
-  uint64_t sequence = 0;
   std::chrono::system_clock::time_point time;
   std::string node;
   std::string group;
@@ -61,7 +60,6 @@ struct LoggedEvent {
   std::string why;
 };
 std::string encode(const LoggedEvent& event);
-Result<LoggedEvent> decode_event(std::string_view text, uint64_t sequence);
 
 class Agent {
  public:
@@ -92,8 +90,10 @@ class Agent {
   // makes the write conditional on still owning `group` with that token.
   void record(std::string group, std::string resource, std::string what, std::string why,
               int64_t token = 0);
-  // Called after every change of the snapshot (the API's long polls).
-  void on_change(std::function<void()> listener) { listeners_.push_back(std::move(listener)); }
+  // Calls `listener` after every change of the snapshot (the API's event
+  // streams) until remove_listener() with the id returned.
+  int add_listener(std::function<void()> listener);
+  void remove_listener(int id) { listeners_.erase(id); }
 
  private:
   struct ResourceKey {
@@ -111,9 +111,11 @@ class Agent {
 
   boost::asio::awaitable<Status> load();
   boost::asio::awaitable<void> follow();
-  void apply(const store::WatchBatch& batch);
-  cluster::ClusterView view() const;
-  void changed();
+  // Applies a batch to the snapshot; true when it changed a key that a
+  // decision reads.
+  bool apply(const store::WatchBatch& batch);
+  void refresh_view();
+  void changed(bool decisive);
 
   boost::asio::awaitable<void> startup_probe();
   void write_clustered_sites();
@@ -132,6 +134,8 @@ class Agent {
   void on_group_event(const cluster::GroupEvent& event);
   void watch_resource(const std::string& group, int64_t token, int index, bool online);
   boost::asio::awaitable<void> write_status(std::string group, int64_t token);
+  // status/<group>: the group's and its resources' states as the owner sees them.
+  std::string status_json(const std::string& group, int64_t token, const std::string& state) const;
 
   void coordinate();
   boost::asio::awaitable<void> campaign();
@@ -149,8 +153,14 @@ class Agent {
 
   std::map<std::string, store::KeyValue> snapshot_;
   store::Revision revision_ = 0;
-  std::vector<std::function<void()>> listeners_;
-  std::set<std::string> warned_bad_keys_;
+  std::map<int, std::function<void()>> listeners_;
+  int next_listener_ = 1;
+  struct DecodedGroup {
+    store::Revision revision = 0;            // mod_revision of groups/<group> decoded
+    std::optional<cluster::GroupSpec> spec;  // nullopt: unreadable (logged once)
+  };
+  std::map<std::string, DecodedGroup> decoded_groups_;
+  cluster::ClusterView view_;  // of the snapshot, as of the last decisive change
 
   int64_t lease_ = 0;
   Clock::TimePoint deadline_{};

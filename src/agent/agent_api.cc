@@ -1,45 +1,22 @@
 #include "agent/agent_api.h"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core/basic_stream.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <nlohmann/json.hpp>
 
-#include "base/api_socket.h"
-#include "base/log.h"
+#include "base/api_server.h"
 #include "cluster/store_keys.h"
 
 namespace clusweb::agent {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace bhttp = beast::http;
-using local = asio::local::stream_protocol;
 using cluster::StoreKeys;
 using nlohmann::json;
 
 namespace {
 
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-
-struct Reply {
-  int status = 200;
-  std::string body;
-};
-
-Reply ok_reply(const json& body) { return Reply{200, body.dump()}; }
-Reply error_reply(int status, std::string message) {
-  return Reply{status, json{{"error", std::move(message)}}.dump()};
+ApiReply ok_reply(const json& body) { return ApiReply{200, body.dump()}; }
+ApiReply error_reply(int status, std::string message) {
+  return ApiReply{status, json{{"error", std::move(message)}}.dump()};
 }
 
 uint64_t number_or(const std::map<std::string, std::string>& query, const std::string& name,
@@ -51,15 +28,23 @@ uint64_t number_or(const std::map<std::string, std::string>& query, const std::s
 
 }  // namespace
 
-struct AgentApi::Impl : std::enable_shared_from_this<Impl> {
-  Impl(asio::any_io_executor executor_in, Agent& agent_in)
-      : executor(std::move(executor_in)), agent(agent_in), acceptor(executor) {}
+struct AgentApi::Impl {
+  Impl(const asio::any_io_executor& executor, Agent& agent_in)
+      : agent(agent_in),
+        server(
+            executor, ApiServer::Options{"agent api", 4 << 20},
+            [this](const ApiRequest& request) { return dispatch(request); },
+            [](const ApiRequest& request) {
+              const auto& parts = request.target.parts;
+              return request.get() && parts.size() == 2 && parts[0] == "v1" &&
+                     parts[1] == "events" && request.target.query.contains("follow");
+            },
+            [this](const ApiRequest& request, ApiLineStream& lines) {
+              return follow_events(lines, number_or(request.target.query, "after", 0));
+            }) {}
 
-  asio::any_io_executor executor;
   Agent& agent;
-  local::acceptor acceptor;
-  std::string path;
-  std::shared_ptr<spdlog::logger> log = logger("agent-api");
+  ApiServer server;
 
   const StoreKeys& keys() const { return agent.keys(); }
   const std::map<std::string, store::KeyValue>& snapshot() const { return agent.snapshot(); }
@@ -183,28 +168,44 @@ struct AgentApi::Impl : std::enable_shared_from_this<Impl> {
     return cluster::decode_group(named.dump(), "group \"" + name + "\"");
   }
 
-  asio::awaitable<Reply> write(store::Txn txn, json answer) {
+  // Writes `txn`; `answer` gets the revision when it has a "revision" member.
+  // Only a write that happened is recorded in the event log.
+  struct Change {
+    std::string group;
+    std::string what;
+    std::string why;
+  };
+  asio::awaitable<ApiReply> write(store::Txn txn, json answer, std::vector<Change> changes,
+                                  std::string conflict) {
     auto result = co_await agent.store().txn(std::move(txn));
     if (!result.ok()) {
       co_return error_reply(503,
                             "the store did not accept the change: " + result.error().describe());
     }
-    if (!result->succeeded) {
-      co_return error_reply(409, "the group changed meanwhile; read it again and retry");
+    if (!result->succeeded) co_return error_reply(409, std::move(conflict));
+    for (Change& change : changes) {
+      agent.record(std::move(change.group), "", std::move(change.what), std::move(change.why));
     }
     if (answer.contains("revision")) answer["revision"] = result->revision;
     co_return ok_reply(answer);
   }
 
-  asio::awaitable<Reply> dispatch(const bhttp::request<bhttp::string_body>& request) {
-    const ApiTarget target = parse_api_target(request.target());
+  asio::awaitable<ApiReply> write_group(store::Txn txn, json answer, Change change) {
+    std::vector<Change> changes;
+    if (!change.what.empty()) changes.push_back(std::move(change));
+    co_return co_await write(std::move(txn), std::move(answer), std::move(changes),
+                             "the group changed meanwhile; read it again and retry");
+  }
+
+  asio::awaitable<ApiReply> dispatch(const ApiRequest& request) {
+    const ApiTarget& target = request.target;
     const auto& parts = target.parts;
-    const bool get = request.method() == bhttp::verb::get;
-    const bool post = request.method() == bhttp::verb::post;
+    const bool get = request.get();
+    const bool post = request.post();
     if (parts.size() < 2 || parts[0] != "v1") co_return error_reply(404, "no such endpoint");
     json body;
-    if (post && !request.body().empty()) {
-      body = json::parse(request.body(), nullptr, false);
+    if (post && !request.body.empty()) {
+      body = json::parse(request.body, nullptr, false);
       if (body.is_discarded()) co_return error_reply(400, "the request body is not JSON");
     }
     if (parts[1] == "cluster" && parts.size() == 2 && get) co_return ok_reply(cluster_json());
@@ -243,31 +244,30 @@ struct AgentApi::Impl : std::enable_shared_from_this<Impl> {
       }
       store::Txn txn(std::move(compare), {store::Put(keys().group(name), encode(*spec))});
       json answer = {{"name", name}, {"revision", 0}};
-      co_return co_await write(std::move(txn), std::move(answer));
+      Change change{name, existing == nullptr ? "created" : "changed", "written through the API"};
+      co_return co_await write_group(std::move(txn), std::move(answer), std::move(change));
     }
     if (parts.size() != 4 || !post) co_return error_reply(404, "no such endpoint");
     if (existing == nullptr) {
       co_return error_reply(404, fmt::format("group \"{}\" does not exist", name));
     }
     const std::string& verb = parts[3];
+    json answer = {{"name", name}};
     if (verb == "delete") {
       store::Txn txn({}, {store::Delete(keys().group(name)), store::Delete(keys().move(name)),
                           store::Delete(keys().offline(name))});
-      agent.record(name, "", "deleted", "group deleted by an administrator");
-      json answer = {{"name", name}};
-      co_return co_await write(std::move(txn), std::move(answer));
+      Change change{name, "deleted", "group deleted by an administrator"};
+      co_return co_await write_group(std::move(txn), std::move(answer), std::move(change));
     }
     if (verb == "offline") {
-      agent.record(name, "", "offline-requested", "taken offline by an administrator");
       store::Txn txn({}, {store::Put(keys().offline(name), "administrator")});
-      json answer = {{"name", name}};
-      co_return co_await write(std::move(txn), std::move(answer));
+      Change change{name, "offline-requested", "taken offline by an administrator"};
+      co_return co_await write_group(std::move(txn), std::move(answer), std::move(change));
     }
     if (verb == "online") {
-      agent.record(name, "", "online-requested", "brought online by an administrator");
       store::Txn txn({}, {store::Delete(keys().offline(name))});
-      json answer = {{"name", name}};
-      co_return co_await write(std::move(txn), std::move(answer));
+      Change change{name, "online-requested", "brought online by an administrator"};
+      co_return co_await write_group(std::move(txn), std::move(answer), std::move(change));
     }
     if (verb == "move") {
       std::string to = body.is_object() ? body.value("node", "") : "";
@@ -279,19 +279,19 @@ struct AgentApi::Impl : std::enable_shared_from_this<Impl> {
           co_return error_reply(409, fmt::format("node \"{}\" is not up", to));
         }
       }
-      json from = nullptr;
-      if (const auto* owner = find(keys().owner(name))) from = owner->value;
-      agent.record(name, "", "move-requested",
-                   to.empty() ? "moved by an administrator to the best other node"
-                              : "moved by an administrator to " + to);
+      answer["from"] = nullptr;
+      if (const auto* owner = find(keys().owner(name))) answer["from"] = owner->value;
+      answer["to"] = to.empty() ? json(nullptr) : json(to);
       store::Txn txn({}, {store::Put(keys().move(name), to), store::Delete(keys().offline(name))});
-      json answer = {{"name", name}, {"from", from}, {"to", to.empty() ? json(nullptr) : json(to)}};
-      co_return co_await write(std::move(txn), std::move(answer));
+      Change change{name, "move-requested",
+                    to.empty() ? "moved by an administrator to the best other node"
+                               : "moved by an administrator to " + to};
+      co_return co_await write_group(std::move(txn), std::move(answer), std::move(change));
     }
     co_return error_reply(404, "no such endpoint");
   }
 
-  asio::awaitable<Reply> apply(const json& body) {
+  asio::awaitable<ApiReply> apply(const json& body) {
     if (!body.is_object() || !body.contains("groups") || !body["groups"].is_array()) {
       co_return error_reply(400, "the body must be {\"groups\": [...]}");
     }
@@ -332,22 +332,16 @@ struct AgentApi::Impl : std::enable_shared_from_this<Impl> {
     }
     json answer = {{"created", created}, {"changed", changed}, {"unchanged", unchanged}};
     if (body.value("dryRun", false) || writes.empty()) co_return ok_reply(answer);
+    std::vector<Change> changes;
+    for (const auto& name : created)
+      changes.push_back({name.get<std::string>(), "created", "applied"});
+    for (const auto& name : changed)
+      changes.push_back({name.get<std::string>(), "changed", "applied"});
+    answer["revision"] = 0;
     // All or nothing, and only if nothing changed since this agent read it.
     store::Txn txn(std::move(compare), std::move(writes));
-    auto result = co_await agent.store().txn(std::move(txn));
-    if (!result.ok()) {
-      co_return error_reply(503,
-                            "the store did not accept the change: " + result.error().describe());
-    }
-    if (!result->succeeded) {
-      co_return error_reply(409, "a group changed meanwhile; nothing was applied; apply again");
-    }
-    for (const auto& name : created)
-      agent.record(name.get<std::string>(), "", "created", "applied");
-    for (const auto& name : changed)
-      agent.record(name.get<std::string>(), "", "changed", "applied");
-    answer["revision"] = result->revision;
-    co_return ok_reply(answer);
+    co_return co_await write(std::move(txn), std::move(answer), std::move(changes),
+                             "a group changed meanwhile; nothing was applied; apply again");
   }
 
   json events_after(uint64_t after, uint64_t limit) const {
@@ -358,126 +352,37 @@ struct AgentApi::Impl : std::enable_shared_from_this<Impl> {
          ++it) {
       const uint64_t sequence =
           std::strtoull(it->first.substr(keys().events().size()).c_str(), nullptr, 10);
-      auto event = decode_event(it->second.value, sequence);
-      if (!event.ok()) continue;
-      json line = json::parse(it->second.value, nullptr, false);
-      line["seq"] = sequence;
-      events.push_back(line);
+      json event = json::parse(it->second.value, nullptr, false);
+      if (!event.is_object()) continue;
+      event["seq"] = sequence;
+      events.push_back(std::move(event));
     }
     return events;
   }
 
-  asio::awaitable<void> follow_events(beast::basic_stream<local>& stream, uint64_t after) {
-    bhttp::response<bhttp::empty_body> head{bhttp::status::ok, 11};
-    head.set(bhttp::field::content_type, "application/x-ndjson");
-    head.set(bhttp::field::cache_control, "no-cache");
-    head.chunked(true);
-    bhttp::response_serializer<bhttp::empty_body> serializer(head);
-    stream.expires_never();
-    auto [hec, hn] = co_await bhttp::async_write_header(stream, serializer, kTuple);
-    if (hec) co_return;
-    struct Shared {
-      explicit Shared(const asio::any_io_executor& ex) : wake(ex) {}
-      asio::steady_timer wake;
-      bool closed = false;
-    };
-    auto shared = std::make_shared<Shared>(executor);
-    agent.on_change([weak = std::weak_ptr<Shared>(shared)] {
-      if (auto s = weak.lock()) s->wake.cancel();
-    });
-    asio::co_spawn(
-        executor,
-        [shared, &socket = stream.socket()]() -> asio::awaitable<void> {
-          char scratch[256];
-          while (!shared->closed) {
-            auto [ec, n] = co_await socket.async_read_some(asio::buffer(scratch), kTuple);
-            if (ec) break;
-          }
-          shared->closed = true;
-          shared->wake.cancel();
-        },
-        asio::detached);
-    while (!shared->closed) {
-      for (const json& event : events_after(after, 1000)) {
+  // The event log from `after` on, then every new event, until the client leaves.
+  asio::awaitable<void> follow_events(ApiLineStream& lines, uint64_t after) {
+    const int listener = agent.add_listener(lines.waker());
+    while (lines.open()) {
+      for (json& event : events_after(after, 1000)) {
         after = event["seq"].get<uint64_t>();
-        const std::string line = event.dump() + "\n";
-        std::string chunk = fmt::format("{:x}\r\n{}\r\n", line.size(), line);
-        auto [ec, n] = co_await asio::async_write(stream, asio::buffer(chunk), kTuple);
-        if (ec) shared->closed = true;
-        if (shared->closed) break;
+        if (!co_await lines.send(event.dump())) break;
       }
-      if (shared->closed) break;
-      shared->wake.expires_after(std::chrono::seconds(5));
-      co_await shared->wake.async_wait(kTuple);
+      co_await lines.wait();
     }
-    shared->closed = true;
-    boost::system::error_code ignored;
-    stream.socket().close(ignored);
-  }
-
-  asio::awaitable<void> serve(local::socket socket) {
-    auto self = shared_from_this();
-    beast::basic_stream<local> stream(std::move(socket));
-    beast::flat_buffer buffer;
-    while (true) {
-      bhttp::request_parser<bhttp::string_body> parser;
-      parser.body_limit(4 << 20);
-      stream.expires_after(std::chrono::seconds(30));
-      auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
-      if (ec) co_return;
-      auto request = parser.release();
-      const ApiTarget target = parse_api_target(request.target());
-      if (request.method() == bhttp::verb::get && target.parts.size() == 2 &&
-          target.parts[0] == "v1" && target.parts[1] == "events" &&
-          target.query.contains("follow")) {
-        co_await follow_events(stream, number_or(target.query, "after", 0));
-        co_return;
-      }
-      Reply reply = co_await dispatch(request);
-      bhttp::response<bhttp::string_body> response{static_cast<bhttp::status>(reply.status),
-                                                   request.version()};
-      response.set(bhttp::field::content_type, "application/json");
-      response.set(bhttp::field::server, "clusweb-agent");
-      response.body() = std::move(reply.body);
-      response.keep_alive(request.keep_alive());
-      response.prepare_payload();
-      stream.expires_after(std::chrono::seconds(30));
-      auto [wec, wn] = co_await bhttp::async_write(stream, response, kTuple);
-      if (wec || !request.keep_alive()) co_return;
-    }
-  }
-
-  asio::awaitable<void> accept_loop() {
-    auto self = shared_from_this();
-    while (acceptor.is_open()) {
-      auto [ec, socket] = co_await acceptor.async_accept(kTuple);
-      if (ec) {
-        if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
-        continue;
-      }
-      asio::co_spawn(executor, serve(std::move(socket)), asio::detached);
-    }
+    agent.remove_listener(listener);
   }
 };
 
-AgentApi::AgentApi(asio::any_io_executor executor, Agent& agent)
-    : impl_(std::make_shared<Impl>(std::move(executor), agent)) {}
+AgentApi::AgentApi(const asio::any_io_executor& executor, Agent& agent)
+    : impl_(std::make_unique<Impl>(executor, agent)) {}
 
 AgentApi::~AgentApi() { close(); }
 
-Status AgentApi::listen(const std::string& path) {
-  if (Status listening = listen_api_socket(impl_->acceptor, path, "agent socket");
-      !listening.ok()) {
-    return listening;
-  }
-  impl_->path = path;
-  asio::co_spawn(impl_->executor, impl_->accept_loop(), asio::detached);
-  impl_->log->info("agent api listening socket={}", path);
-  return {};
-}
+Status AgentApi::listen(const std::string& path) { return impl_->server.listen(path); }
 
 void AgentApi::close() {
-  if (impl_) close_api_socket(impl_->acceptor, impl_->path);
+  if (impl_) impl_->server.close();
 }
 
 }  // namespace clusweb::agent

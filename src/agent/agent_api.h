@@ -23,7 +23,7 @@ namespace clusweb::agent {
 
 class AgentApi {
  public:
-  AgentApi(boost::asio::any_io_executor executor, Agent& agent);
+  AgentApi(const boost::asio::any_io_executor& executor, Agent& agent);
   ~AgentApi();
   AgentApi(const AgentApi&) = delete;
   AgentApi& operator=(const AgentApi&) = delete;
@@ -34,7 +34,7 @@ class AgentApi {
 
  private:
   struct Impl;
-  std::shared_ptr<Impl> impl_;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace clusweb::agent

@@ -198,6 +198,11 @@ std::vector<std::string> NodeCore::owned_groups() const {
   return names;
 }
 
+int64_t NodeCore::token(const std::string& group) const {
+  auto it = owned_.find(group);
+  return it == owned_.end() ? 0 : it->second.token;
+}
+
 const GroupController* NodeCore::controller(const std::string& group) const {
   auto it = owned_.find(group);
   return it == owned_.end() ? nullptr : it->second.controller.get();

@@ -154,6 +154,8 @@ class NodeCore {
   // Groups this node owns (acquired and not yet released or terminated).
   std::vector<std::string> owned_groups() const;
   const GroupController* controller(const std::string& group) const;
+  // The fencing token of the node's ownership of `group`; 0 when not owned.
+  int64_t token(const std::string& group) const;
 
  private:
   enum class Phase { kWaiting, kRunning, kReleasing, kTerminating };

@@ -47,6 +47,7 @@ struct OwningNode {
                 now);
     }
     EXPECT_EQ(core.controller("web")->state(0), ResourceState::kOnline);
+    EXPECT_EQ(core.token("web"), 11);
   }
   Clock::TimePoint now{seconds(100)};
   NodeCore core;
@@ -68,6 +69,7 @@ TEST(NodeCoreTest, ALostLeaseFencesAtOnceBeforeTheDeadline) {
       node.now + milliseconds(10));
   EXPECT_EQ(only<Rejoin>(after).size(), 1u);
   EXPECT_TRUE(node.core.owned_groups().empty());
+  EXPECT_EQ(node.core.token("web"), 0);
 }
 
 TEST(NodeCoreTest, ALostLeaseAfterFencingChangesNothing) {

@@ -241,32 +241,27 @@ asio::awaitable<Result<WebAdmin::Reply>> WebAdmin::exchange(bool post, std::stri
   co_return Reply{static_cast<int>(parser.get().result_int()), std::move(parser.get().body())};
 }
 
+asio::awaitable<Result<json>> WebAdmin::object_request(bool post, std::string target,
+                                                       std::string body, Deadline deadline) const {
+  Result<Reply> reply = co_await exchange(post, target, std::move(body), deadline);
+  if (!reply) co_return reply.error();
+  if (reply->status != 200) {
+    co_return admin_error(reply->status == 404 ? kAdminNotFound : kAdminRefused,
+                          refusal_message(reply->status, reply->body));
+  }
+  co_return parse_object(reply->body, target);
+}
+
 asio::awaitable<Result<SiteInfo>> WebAdmin::site_request(bool post, std::string target,
                                                          Deadline deadline) const {
-  Result<Reply> reply = co_await exchange(post, target, {}, deadline);
-  if (!reply) co_return reply.error();
-  if (reply->status == 404) {
-    co_return admin_error(kAdminNotFound, refusal_message(reply->status, reply->body));
-  }
-  if (reply->status != 200) {
-    co_return admin_error(kAdminRefused, refusal_message(reply->status, reply->body));
-  }
-  Result<json> object = parse_object(reply->body, target);
+  Result<json> object = co_await object_request(post, std::move(target), {}, deadline);
   if (!object) co_return object.error();
   co_return decode_site(*object);
 }
 
 asio::awaitable<Result<PoolInfo>> WebAdmin::pool_request(bool post, std::string target,
                                                          Deadline deadline) const {
-  Result<Reply> reply = co_await exchange(post, target, {}, deadline);
-  if (!reply) co_return reply.error();
-  if (reply->status == 404) {
-    co_return admin_error(kAdminNotFound, refusal_message(reply->status, reply->body));
-  }
-  if (reply->status != 200) {
-    co_return admin_error(kAdminRefused, refusal_message(reply->status, reply->body));
-  }
-  Result<json> object = parse_object(reply->body, target);
+  Result<json> object = co_await object_request(post, std::move(target), {}, deadline);
   if (!object) co_return object.error();
   co_return decode_pool(*object);
 }
@@ -284,12 +279,7 @@ asio::awaitable<Result<SiteInfo>> WebAdmin::stop_site(std::string name, Deadline
 }
 
 asio::awaitable<Result<std::vector<SiteInfo>>> WebAdmin::sites(Deadline deadline) const {
-  Result<Reply> reply = co_await exchange(false, "/v1/sites", {}, deadline);
-  if (!reply) co_return reply.error();
-  if (reply->status != 200) {
-    co_return admin_error(kAdminRefused, refusal_message(reply->status, reply->body));
-  }
-  Result<json> object = parse_object(reply->body, "/v1/sites");
+  Result<json> object = co_await object_request(false, "/v1/sites", {}, deadline);
   if (!object) co_return object.error();
   const auto list = object->find("sites");
   if (list == object->end() || !list->is_array()) {
@@ -322,15 +312,7 @@ asio::awaitable<Result<PermitInfo>> WebAdmin::grant_permit(std::string site,
   const std::string target = "/v1/permits/" + site;
   json request;
   request["deadlineBoottimeMs"] = deadline_boottime_ms;
-  Result<Reply> reply = co_await exchange(true, target, request.dump(), deadline);
-  if (!reply) co_return reply.error();
-  if (reply->status == 404) {
-    co_return admin_error(kAdminNotFound, refusal_message(reply->status, reply->body));
-  }
-  if (reply->status != 200) {
-    co_return admin_error(kAdminRefused, refusal_message(reply->status, reply->body));
-  }
-  Result<json> object = parse_object(reply->body, target);
+  Result<json> object = co_await object_request(true, target, request.dump(), deadline);
   if (!object) co_return object.error();
   PermitInfo permit;
   if (!read_string(*object, "site", permit.site)) {

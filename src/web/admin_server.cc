@@ -2,24 +2,12 @@
 
 #include <unistd.h>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core/basic_stream.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <ctime>
 #include <deque>
 #include <nlohmann/json.hpp>
 
-#include "base/api_socket.h"
+#include "base/api_server.h"
 #include "base/boottime.h"
 #include "base/log.h"
 #include "web/permit_request.h"
@@ -27,14 +15,9 @@
 namespace clusweb::web {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace bhttp = beast::http;
-using local = asio::local::stream_protocol;
 using nlohmann::json;
 
 namespace {
-
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 std::string iso_time(std::int64_t unix_ms) {
   std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
@@ -128,44 +111,36 @@ json pool_json(const pool::PoolStatus& status, const config::WebConfig& config,
             {"queueFull", queue_full}}}};
 }
 
-struct Reply {
-  int status = 200;
-  std::string body;
-};
-
-Reply error_reply(int status, std::string_view message) {
+ApiReply error_reply(int status, std::string_view message) {
   return {status, json{{"error", message}}.dump() + "\n"};
 }
 
-Reply ok_reply(const json& body) { return {200, body.dump(2) + "\n"}; }
+ApiReply ok_reply(const json& body) { return {200, body.dump(2) + "\n"}; }
 
 }  // namespace
 
 struct AdminServer::Impl {
   Impl(asio::io_context& io_in, WebMaster& master_in)
-      : io(io_in), master(master_in), acceptor(io_in) {}
+      : io(io_in),
+        master(master_in),
+        server(
+            io_in.get_executor(), ApiServer::Options{"admin api", 1 << 20},
+            [this](const ApiRequest& request) { return dispatch(request); },
+            [](const ApiRequest& request) {
+              const auto& parts = request.target.parts;
+              return request.get() && parts.size() == 2 && parts[0] == "v1" && parts[1] == "events";
+            },
+            [this](const ApiRequest&, ApiLineStream& lines) { return stream_events(lines); }) {}
 
   asio::io_context& io;
   WebMaster& master;
-  local::acceptor acceptor;
-  std::string path;
+  ApiServer server;
   std::shared_ptr<spdlog::logger> log = logger("admin");
 
-  asio::awaitable<void> accept_loop() {
-    while (acceptor.is_open()) {
-      auto [ec, socket] = co_await acceptor.async_accept(kTuple);
-      if (ec) {
-        if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
-        continue;
-      }
-      asio::co_spawn(io, serve(std::move(socket)), asio::detached);
-    }
-  }
-
-  asio::awaitable<Reply> dispatch(const bhttp::request<bhttp::string_body>& request) {
-    auto parts = parse_api_target(request.target()).parts;
-    const bool get = request.method() == bhttp::verb::get;
-    const bool post = request.method() == bhttp::verb::post;
+  asio::awaitable<ApiReply> dispatch(const ApiRequest& request) {
+    const auto& parts = request.target.parts;
+    const bool get = request.get();
+    const bool post = request.post();
     if (parts.size() < 2 || parts[0] != "v1") co_return error_reply(404, "no such endpoint");
     const std::string& what = parts[1];
 
@@ -218,7 +193,7 @@ struct AdminServer::Impl {
     }
     if (what == "permits" && parts.size() == 3) {
       if (!post) co_return error_reply(405, "use POST to grant, renew or revoke a permit");
-      co_return co_await grant_permit(parts[2], request.body());
+      co_return co_await grant_permit(parts[2], request.body);
     }
     if (what == "pools") {
       if (parts.size() == 2 && get) {
@@ -260,7 +235,7 @@ struct AdminServer::Impl {
   }
 
   // POST /v1/permits/NAME {"deadlineBoottimeMs": N}.
-  asio::awaitable<Reply> grant_permit(const std::string& name, const std::string& body) {
+  asio::awaitable<ApiReply> grant_permit(const std::string& name, const std::string& body) {
     if (master.config().sites.count(name) == 0) {
       co_return error_reply(404, fmt::format("site \"{}\" does not exist", name));
     }
@@ -281,90 +256,23 @@ struct AdminServer::Impl {
                         {"permitRemainingMs", remaining_json(*granted)}});
   }
 
-  // Streams events until the client goes away: chunked, one JSON per line.
-  asio::awaitable<void> stream_events(beast::basic_stream<local>& stream) {
-    bhttp::response<bhttp::empty_body> head{bhttp::status::ok, 11};
-    head.set(bhttp::field::content_type, "application/x-ndjson");
-    head.set(bhttp::field::cache_control, "no-cache");
-    head.chunked(true);
-    bhttp::response_serializer<bhttp::empty_body> serializer(head);
-    stream.expires_never();
-    auto [hec, hn] = co_await bhttp::async_write_header(stream, serializer, kTuple);
-    if (hec) co_return;
-
-    // Shared with the subscriber and the hang-up reader, which may outlive
-    // this frame by one completion.
-    struct Shared {
-      explicit Shared(asio::io_context& context) : wake(context) {}
-      std::deque<std::string> queue;
-      asio::steady_timer wake;
-      bool closed = false;
-    };
-    auto shared = std::make_shared<Shared>(io);
-    auto id = master.events().subscribe([shared](const WebEvent& event) {
-      shared->queue.push_back(to_json_line(event) + "\n");
-      shared->wake.cancel();
+  // Streams events until the client goes away, one JSON object per line.
+  asio::awaitable<void> stream_events(ApiLineStream& lines) {
+    // Filled by the subscription (on this thread) between sends.
+    auto queue = std::make_shared<std::deque<std::string>>();
+    auto id = master.events().subscribe([queue, wake = lines.waker()](const WebEvent& event) {
+      queue->push_back(to_json_line(event));
+      wake();
     });
-    // A reader that notices the client hanging up; it touches the socket only
-    // while `closed` is false, i.e. while this frame still owns it.
-    asio::co_spawn(
-        io,
-        [shared, &socket = stream.socket()]() -> asio::awaitable<void> {
-          char scratch[256];
-          while (!shared->closed) {
-            auto [ec, n] = co_await socket.async_read_some(asio::buffer(scratch), kTuple);
-            if (ec) break;
-          }
-          shared->closed = true;
-          shared->wake.cancel();
-        },
-        asio::detached);
-    while (!shared->closed) {
-      while (!shared->queue.empty() && !shared->closed) {
-        std::string chunk =
-            fmt::format("{:x}\r\n{}\r\n", shared->queue.front().size(), shared->queue.front());
-        shared->queue.pop_front();
-        auto [ec, n] = co_await asio::async_write(stream, asio::buffer(chunk), kTuple);
-        if (ec) shared->closed = true;
+    while (lines.open()) {
+      while (!queue->empty() && lines.open()) {
+        std::string line = std::move(queue->front());
+        queue->pop_front();
+        co_await lines.send(std::move(line));
       }
-      if (shared->closed) break;
-      shared->wake.expires_at(asio::steady_timer::time_point::max());
-      co_await shared->wake.async_wait(kTuple);
+      co_await lines.wait();
     }
     master.events().unsubscribe(id);
-    shared->closed = true;
-    boost::system::error_code ignored;
-    stream.socket().close(ignored);
-  }
-
-  asio::awaitable<void> serve(local::socket socket) {
-    beast::basic_stream<local> stream(std::move(socket));
-    beast::flat_buffer buffer;
-    while (true) {
-      bhttp::request_parser<bhttp::string_body> parser;
-      parser.body_limit(1 << 20);
-      stream.expires_after(std::chrono::seconds(30));
-      auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
-      if (ec) co_return;
-      auto request = parser.release();
-      auto parts = parse_api_target(request.target()).parts;
-      if (request.method() == bhttp::verb::get && parts.size() == 2 && parts[0] == "v1" &&
-          parts[1] == "events") {
-        co_await stream_events(stream);
-        co_return;
-      }
-      Reply reply = co_await dispatch(request);
-      bhttp::response<bhttp::string_body> response{static_cast<bhttp::status>(reply.status),
-                                                   request.version()};
-      response.set(bhttp::field::content_type, "application/json");
-      response.set(bhttp::field::server, "clusweb");
-      response.body() = std::move(reply.body);
-      response.keep_alive(request.keep_alive());
-      response.prepare_payload();
-      stream.expires_after(std::chrono::seconds(30));
-      auto [wec, wn] = co_await bhttp::async_write(stream, response, kTuple);
-      if (wec || !request.keep_alive()) co_return;
-    }
   }
 };
 
@@ -373,19 +281,10 @@ AdminServer::AdminServer(asio::io_context& io, WebMaster& master)
 
 AdminServer::~AdminServer() { close(); }
 
-Status AdminServer::listen(const std::string& path) {
-  if (Status listening = listen_api_socket(impl_->acceptor, path, "admin socket");
-      !listening.ok()) {
-    return listening;
-  }
-  impl_->path = path;
-  asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
-  impl_->log->info("admin api listening socket={}", path);
-  return {};
-}
+Status AdminServer::listen(const std::string& path) { return impl_->server.listen(path); }
 
 void AdminServer::close() {
-  if (impl_) close_api_socket(impl_->acceptor, impl_->path);
+  if (impl_) impl_->server.close();
 }
 
 }  // namespace clusweb::web

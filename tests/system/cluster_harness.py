@@ -9,6 +9,7 @@
   starts and stops "serving" a group, so tests can check that no two nodes ever overlapped.
 """
 
+import base64
 import contextlib
 import json
 import os
@@ -19,9 +20,20 @@ import tempfile
 import time
 
 from harness import (BIN, START_TIMEOUT, STOP_TIMEOUT, Abort, UnixHTTPConnection, dedent,
-                     free_ports, wait_for, write_file)
+                     free_ports, read_text, wait_for, write_file)
 
 ETCD = "/usr/bin/etcd"
+
+
+def etcd_member_argv(name, data_dir, client_url, peer_url, initial_cluster):
+    """The command line of one etcd member with the store tests' settings: heartbeat 50 ms,
+    election 500 ms (ARCHITECTURE.md), logs on stderr."""
+    return [ETCD, "--name", name, "--data-dir", data_dir,
+            "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
+            "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+            "--initial-cluster", initial_cluster, "--initial-cluster-state", "new",
+            "--heartbeat-interval", "50", "--election-timeout", "500",
+            "--logger", "zap", "--log-outputs", "stderr"]
 
 
 class Etcd:
@@ -38,16 +50,12 @@ class Etcd:
             self.client_port, peer_port = free_ports(2)
             client = "http://127.0.0.1:%d" % self.client_port
             peer = "http://127.0.0.1:%d" % peer_port
-            self.log = open(os.path.join(self.dir, "etcd.log"), "ab")
-            self.proc = subprocess.Popen(
-                [ETCD, "--name", "m0", "--data-dir", os.path.join(self.dir, "data"),
-                 "--listen-client-urls", client, "--advertise-client-urls", client,
-                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                 "--initial-cluster", "m0=" + peer, "--initial-cluster-state", "new",
-                 "--heartbeat-interval", "50", "--election-timeout", "500",
-                 "--logger", "zap", "--log-outputs", "stderr"],
-                stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+            with open(os.path.join(self.dir, "etcd.log"), "ab") as log:
+                self.proc = subprocess.Popen(
+                    etcd_member_argv("m0", os.path.join(self.dir, "data"), client, peer,
+                                     "m0=" + peer),
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True)
             try:
                 wait_for(self._healthy, START_TIMEOUT, "etcd to serve")
                 return self
@@ -73,17 +81,12 @@ class Etcd:
         result = subprocess.run(
             ["etcdctl", "--endpoints", self.endpoint, "get", "--prefix", prefix, "-w", "json"],
             capture_output=True, check=True)
-        import base64
         data = json.loads(result.stdout or b"{}")
         return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv.get("value", "")).decode()
                 for kv in data.get("kvs", [])}
 
     def log_text(self):
-        try:
-            with open(os.path.join(self.dir, "etcd.log"), "rb") as f:
-                return f.read().decode("utf-8", "replace")[-4000:]
-        except OSError:
-            return ""
+        return read_text(os.path.join(self.dir, "etcd.log"))[-4000:]
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -113,14 +116,20 @@ class Agent:
         self.extra_args = list(extra_args)
         self.proc = None
 
+    def command(self):
+        """The agent's command line."""
+        return [BIN, "agent", "--store", "etcd://" + self.etcd.endpoint, "--node", self.node,
+                "--run-dir", self.run_dir, "--state-dir", self.state_dir, "--ttl", self.ttl,
+                "--log-level", "debug", *self.extra_args]
+
+    def spawn(self, argv, **kwargs):
+        """Starts `argv` (a subclass may run it elsewhere, e.g. in a namespace)."""
+        return subprocess.Popen(argv, **kwargs)
+
     def start(self):
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [BIN, "agent", "--store", "etcd://" + self.etcd.endpoint, "--node", self.node,
-             "--run-dir", self.run_dir, "--state-dir", self.state_dir, "--ttl", self.ttl,
-             "--log-level", "debug", *self.extra_args],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = self.spawn(self.command(), stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
 
         def joined():
             if self.proc.poll() is not None:
@@ -134,11 +143,7 @@ class Agent:
         return self.proc is not None and self.proc.poll() is None
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return read_text(self.log_path)
 
     def stop(self, timeout=STOP_TIMEOUT):
         """SIGTERM: a graceful leave. Returns the exit status."""

@@ -79,6 +79,18 @@ def wait_for(condition, timeout=WAIT_TIMEOUT, message="condition", interval=POLL
 # Ports, files, certificates
 
 
+def assert_holds(condition, seconds, message="condition", interval=POLL_INTERVAL):
+    """Checks `condition` repeatedly for `seconds` and fails at the first false value: for
+    things that must *not* happen (a failback, an address coming back)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if not condition():
+            raise AssertionError("%s stopped holding" % message)
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(interval)
+
+
 def free_port():
     """A TCP port free on every IPv4 and IPv6 address at the moment of the call."""
     with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
@@ -100,6 +112,15 @@ def free_ports(count):
     finally:
         for s in held:
             s.close()
+
+
+def read_text(path):
+    """The file's text (undecodable bytes replaced), or "" when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def write_file(path, content, mode=0o644):
@@ -233,19 +254,20 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 
 
 class EventStream:
-    """GET /v1/events: a background reader collecting the NDJSON events as they arrive."""
+    """GET `target` (default /v1/events): a background reader collecting the NDJSON events as
+    they arrive (the web service's event stream, or the agent's with ?follow=1)."""
 
-    def __init__(self, socket_path):
+    def __init__(self, socket_path, target="/v1/events"):
         self.events = []
         self._lock = threading.Lock()
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.settimeout(10.0)
         self._sock.connect(socket_path)
-        self._sock.sendall(b"GET /v1/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        self._sock.sendall(b"GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % target.encode())
         self._file = self._sock.makefile("rb")
         status = self._file.readline()
         if b" 200 " not in status:
-            raise AssertionError("GET /v1/events answered %r" % status)
+            raise AssertionError("GET %s answered %r" % (target, status))
         self.headers = {}
         while True:
             line = self._file.readline().strip()
@@ -411,18 +433,10 @@ class WebService:
         os.kill(self.proc.pid, signum)
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return read_text(self.log_path)
 
     def pool_log(self, pool):
-        try:
-            with open(os.path.join(self.state_dir, "logs", "pool-%s.log" % pool), "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return read_text(os.path.join(self.state_dir, "logs", "pool-%s.log" % pool))
 
     def listening_ports(self, pid):
         """Ports of the TCP listening sockets `pid` holds open."""

@@ -1,4 +1,4 @@
-#include "base/api_socket.h"
+#include "base/api_server.h"
 
 #include <gtest/gtest.h>
 
