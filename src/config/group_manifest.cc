@@ -80,7 +80,7 @@ const std::vector<TypeRule>& type_rules() {
       {"script", {"path"}, {}},
       {"website",
        {"site"},
-       {"site", "pool", "probePath", "expectStatus", "probeTimeout", "adminSocket"}},
+       {"site", "pool", "probePath", "expectStatus", "probeTimeout", "workerGrace", "adminSocket"}},
   };
   return rules;
 }

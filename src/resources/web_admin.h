@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -87,6 +88,7 @@ class WebAdmin {
            std::stop_token stop = {});
 
   const std::string& socket_path() const { return socket_path_; }
+  const boost::asio::any_io_executor& executor() const { return executor_; }
 
   boost::asio::awaitable<Result<SiteInfo>> site(std::string name, Deadline deadline) const;
   boost::asio::awaitable<Result<std::vector<SiteInfo>>> sites(Deadline deadline) const;
@@ -111,6 +113,11 @@ class WebAdmin {
   };
   boost::asio::awaitable<Result<Reply>> exchange(bool post, std::string target, std::string body,
                                                  Deadline deadline) const;
+  // exchange() + a 200 answer holding a JSON object (404: kAdminNotFound,
+  // other statuses: kAdminRefused).
+  boost::asio::awaitable<Result<nlohmann::json>> object_request(bool post, std::string target,
+                                                                std::string body,
+                                                                Deadline deadline) const;
   boost::asio::awaitable<Result<SiteInfo>> site_request(bool post, std::string target,
                                                         Deadline deadline) const;
   boost::asio::awaitable<Result<PoolInfo>> pool_request(bool post, std::string target,

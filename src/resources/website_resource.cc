@@ -44,6 +44,8 @@ constexpr milliseconds kRenewalTimeout{2000};
 // The watcher: connecting to the event stream, and each check an event causes.
 constexpr milliseconds kStreamOpenTimeout{5000};
 constexpr milliseconds kWatchCheckTimeout{5000};
+// How often a pool without a live worker is read during the worker grace.
+constexpr milliseconds kWorkerPoll{50};
 constexpr milliseconds kFirstReconnectDelay{200};
 constexpr milliseconds kMaxReconnectDelay{2000};
 
@@ -64,6 +66,7 @@ struct Config {
   std::string probe_path = "/";
   std::optional<int> expect_status;
   milliseconds probe_timeout = WebsiteResource::kDefaultProbeTimeout;
+  milliseconds worker_grace = WebsiteResource::kDefaultWorkerGrace;
 
   bool expected(int status) const {
     return expect_status ? status == *expect_status : status < 500;
@@ -127,10 +130,16 @@ Result<Config> parse_config(const std::map<std::string, std::string>& defaults,
         return make_error("parameter probeTimeout: not a positive duration: \"{}\"", value);
       }
       config.probe_timeout = *timeout;
+    } else if (name == "workerGrace") {
+      Result<milliseconds> grace = parse_duration(value);
+      if (!grace || *grace < milliseconds::zero()) {
+        return make_error("parameter workerGrace: not a duration: \"{}\"", value);
+      }
+      config.worker_grace = *grace;
     } else {
       return make_error(
           "unknown parameter {} (known: site, pool, adminSocket, probePath, expectStatus, "
-          "probeTimeout)",
+          "probeTimeout, workerGrace)",
           name);
     }
   }
@@ -299,11 +308,13 @@ struct Health {
 };
 
 // Site Started with a live permit (when the service reports permits), pool
-// Started with a live worker. A health problem is an Error with code 0; an
-// admin API failure keeps its code. `pool_seen`, when given, gets the pool's
-// name as soon as it is known, healthy or not.
+// Started with a live worker: a pool without one is read again until one is
+// back, for the worker grace at most (within `deadline`). A health problem is
+// an Error with code 0; an admin API failure keeps its code. `pool_seen`, when
+// given, gets the pool's name as soon as it is known, healthy or not.
 asio::awaitable<Result<Health>> check_alive(const WebAdmin& admin, const Config& config,
-                                            Deadline deadline, std::string* pool_seen = nullptr) {
+                                            Deadline deadline, const std::stop_token& stop,
+                                            std::string* pool_seen = nullptr) {
   Result<SiteInfo> site = co_await admin.site(config.site, deadline);
   if (!site) co_return while_doing(fmt::format("site {}", config.site), site.error());
   if (site->state != kStarted) {
@@ -319,12 +330,19 @@ asio::awaitable<Result<Health>> check_alive(const WebAdmin& admin, const Config&
   if (health.pool.empty()) co_return health;
   Result<PoolInfo> pool = co_await admin.pool(health.pool, deadline);
   if (!pool) co_return while_doing(fmt::format("pool {}", health.pool), pool.error());
-  if (pool->state != kStarted) {
-    co_return make_error("pool {} is {}{}", health.pool, pool->state,
-                         pool->reason.empty() ? "" : " (" + pool->reason + ")");
+  const Deadline grace_ends = std::min(deadline, steady_now() + config.worker_grace);
+  while (true) {
+    if (pool->state != kStarted) {
+      co_return make_error("pool {} is {}{}", health.pool, pool->state,
+                           pool->reason.empty() ? "" : " (" + pool->reason + ")");
+    }
+    if (pool->live_workers() > 0) co_return health;
+    if (!co_await pause(admin.executor(), kWorkerPoll, grace_ends, stop)) {
+      co_return make_error("pool {} has no live worker", health.pool);
+    }
+    pool = co_await admin.pool(health.pool, deadline);
+    if (!pool) co_return while_doing(fmt::format("pool {}", health.pool), pool.error());
   }
-  if (pool->live_workers() == 0) co_return make_error("pool {} has no live worker", health.pool);
-  co_return health;
 }
 
 // One call: its parameters, deadline, requests and result so far.
@@ -453,7 +471,8 @@ asio::awaitable<CallResult> online(Call& c) {
     } else if (!c.config.expected(*answer)) {
       problem = fmt::format("probe {} answered {}, expected {}", target->describe(), *answer,
                             c.config.describe_expected());
-    } else if (Result<Health> health = co_await check_alive(c.admin, c.config, c.deadline);
+    } else if (Result<Health> health =
+                   co_await check_alive(c.admin, c.config, c.deadline, c.stop());
                !health) {
       problem = health.error().message;
     } else {
@@ -469,13 +488,13 @@ asio::awaitable<CallResult> online(Call& c) {
 }
 
 asio::awaitable<CallResult> looks_alive(Call& c) {
-  Result<Health> health = co_await check_alive(c.admin, c.config, c.deadline);
+  Result<Health> health = co_await check_alive(c.admin, c.config, c.deadline, c.stop());
   if (!health) co_return c.fail(health.error().message);
   co_return c.succeed();
 }
 
 asio::awaitable<CallResult> is_alive(Call& c) {
-  Result<Health> health = co_await check_alive(c.admin, c.config, c.deadline);
+  Result<Health> health = co_await check_alive(c.admin, c.config, c.deadline, c.stop());
   if (!health) co_return c.fail(health.error().message);
   Result<ProbeTarget> target = probe_target(health->site.bindings, c.config.probe_path);
   if (!target) co_return c.fail(fmt::format("site {}: {}", c.config.site, target.error().message));
@@ -759,8 +778,8 @@ class Follower {
 
   asio::awaitable<void> check() {
     const WebAdmin admin(state_->executor, config_.admin_socket, watch_->stop.get_token());
-    Result<Health> health =
-        co_await check_alive(admin, config_, steady_now() + kWatchCheckTimeout, &pool_);
+    Result<Health> health = co_await check_alive(admin, config_, steady_now() + kWatchCheckTimeout,
+                                                 watch_->stop.get_token(), &pool_);
     if (health) {
       reported_ = false;
       co_return;

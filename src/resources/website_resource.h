@@ -25,10 +25,10 @@ namespace clusweb::resources {
 // is static); `adminSocket` (default /run/clusweb/web.sock); `probePath`
 // (default "/"); `expectStatus` (an exact status code; default: any status
 // below 500 counts as an answer); `probeTimeout` (one probe, default 5s,
-// base/duration.h syntax). Site and pool names are 1 to 64 letters, digits,
-// '.', '_' or '-'. Parameters given to the constructor are defaults for
-// those of every call (the agent sets `adminSocket` there); other names are
-// refused.
+// base/duration.h syntax); `workerGrace` (default 2s, see watch()). Site
+// and pool names are 1 to 64 letters, digits, '.', '_' or '-'. Parameters
+// given to the constructor are defaults for those of every call (the agent
+// sets `adminSocket` there); other names are refused.
 //
 //   open/close  check the parameters; nothing else.
 //   online      wait until the admin socket answers (the service may still be
@@ -68,7 +68,10 @@ namespace clusweb::resources {
 // watch() follows the service's event stream (GET /v1/events) for the site
 // and pool named by the latest call's parameters, and posts `looks_dead`
 // when the site or the pool leaves Started, the permit lapses or the pool's
-// last live worker exits (events trigger the looksalive checks; so does every
+// last live worker exits and none replaces it within the worker grace (the
+// `workerGrace` parameter; the web service restarts a worker that exited, and
+// rapid-fail protection stops a pool whose workers keep failing, which
+// counts at once). Events trigger the looksalive checks; so does every
 // (re)connection, to catch what happened meanwhile). It reports once per
 // failure: after a report, only a check that finds everything alive again
 // re-arms it. The stream reconnects after errors (200 ms, doubling up to
@@ -87,6 +90,9 @@ class WebsiteResource final : public Resource {
 
   static constexpr const char* kDefaultAdminSocket = "/run/clusweb/web.sock";
   static constexpr std::chrono::milliseconds kDefaultProbeTimeout{5000};
+  // How long a Started pool may be without a live worker, while the web
+  // service replaces one that exited, before the site counts as failed.
+  static constexpr std::chrono::milliseconds kDefaultWorkerGrace{2000};
 
   // `clock` is the one the agent's fencing deadlines are measured on (it
   // must outlive the resource; CallContext::clock is not used); `parameters`
