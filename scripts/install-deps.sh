@@ -25,7 +25,7 @@ packages=(
   curl python3 openssl iproute2 procps
   etcd-server etcd-client
   # benchmarks
-  nginx-light wrk util-linux
+  nginx-light wrk util-linux keepalived
 )
 
 if [ "$(id -u)" -ne 0 ]; then

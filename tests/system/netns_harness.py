@@ -3,6 +3,7 @@
     net = Network(nodes=["n1", "n2", "n3"])   # creates everything, names prefixed cw<pid>-
     net.run("n1", ["ip", "addr"])             # a command inside node n1's namespace
     net.cut("n2") / net.heal("n2")            # unplug / plug n2's cable
+    net.isolate("n2") / net.rejoin("n2")      # the switch drops n2's frames; links stay up
     net.cleanup()                             # deletes every namespace it created
 
 Layout: a "switch" namespace with a bridge; every node, the client and any extra host (etcd
@@ -85,6 +86,18 @@ class Network:
 
     def heal(self, name):
         sh("ip", "-n", self.ns("switch"), "link", "set", self.ports[name], "up")
+
+    def isolate(self, name):
+        """The switch stops forwarding `name`'s frames, both ways, while every link stays up
+        (carrier and all): a partition the node cannot see locally."""
+        self._port_state(name, "0")  # disabled
+
+    def rejoin(self, name):
+        self._port_state(name, "3")  # forwarding
+
+    def _port_state(self, name, state):
+        sh("ip", "netns", "exec", self.ns("switch"), "bridge", "link", "set", "dev",
+           self.ports[name], "state", state)
 
     def has_address(self, name, address):
         out = sh("ip", "-n", self.ns(name), "-o", "addr", "show", "dev", "eth0").stdout

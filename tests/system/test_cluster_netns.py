@@ -91,6 +91,21 @@ class ClusterNetnsTest(NetnsClusterBase):
         self.assertEqual(self.ask(), who)
         self.assertEqual(self.monitor.doubles, [])
 
+    def test_an_isolated_owner_fences_itself_though_its_link_stays_up(self):
+        # The switch drops n1's frames; n1's link stays up, so only its lease can tell.
+        self.net.isolate("n1")
+        who = self.wait_answer(not_node="n1", timeout=WAIT_TIMEOUT + 2 * TTL)
+        self.assertFalse(self.net.has_address("n1", self.vip))
+        self.assertEqual(self.monitor.doubles, [])
+        self.assertIn("fencing", self.agents["n1"].log())
+        self.net.rejoin("n1")
+        wait_for(lambda: {n["name"] for n in self.agents[who].cluster()["nodes"] if n["up"]}
+                 == set(NODES), WAIT_TIMEOUT, "n1 to rejoin")
+        assert_holds(lambda: self.owner(self.agents[who]) == who, 1.5, "the group staying on "
+                     + who)
+        self.assertEqual(self.ask(), who)
+        self.assertEqual(self.monitor.doubles, [])
+
     def test_a_graceful_move_hands_the_address_over(self):
         self.agents["n1"].api("POST", "/v1/groups/shop/move", {"node": "n3"})
         self.wait_answer("n3")
