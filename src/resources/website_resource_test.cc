@@ -151,7 +151,10 @@ class WebsiteResourceTest : public ::testing::Test {
     c.timeout = timeout;
     c.clock = &clock_;
     c.fencing_deadline = [this] { return deadline_; };
-    c.parameters = {{"site", "shop"}, {"adminSocket", socket_}, {"probeTimeout", "1s"}};
+    c.parameters = {{"site", "shop"},
+                    {"adminSocket", socket_},
+                    {"probeTimeout", "1s"},
+                    {"workerGrace", "200ms"}};
     return c;
   }
 
@@ -401,6 +404,41 @@ TEST_F(WebsiteResourceTest, IsAliveProbesWithTheExpectedStatus) {
 
   binding_->status() = 503;
   EXPECT_FALSE(call(Verb::kIsAlive).ok);
+}
+
+TEST_F(WebsiteResourceTest, APoolWhoseWorkerIsReplacedWithinTheGraceIsAlive) {
+  make_running();
+  service_->pools()["shop-pool"].workers.clear();
+  // The web service starts a new worker 100 ms later.
+  boost::asio::steady_timer replaced(io_, 100ms);
+  replaced.async_wait(
+      [this](boost::system::error_code) { service_->pools()["shop-pool"].workers = {5678}; });
+  CallContext c = context();
+  c.parameters["workerGrace"] = "2s";
+  CallResult result = call(Verb::kLooksAlive, c);
+  EXPECT_TRUE(result.ok) << result.detail;
+}
+
+TEST_F(WebsiteResourceTest, APoolStoppingDuringTheGraceFailsAtOnce) {
+  make_running();
+  service_->pools()["shop-pool"].workers.clear();
+  boost::asio::steady_timer stopped(io_, 100ms);
+  stopped.async_wait([this](boost::system::error_code) {
+    service_->pools()["shop-pool"].state = "Stopped";
+    service_->pools()["shop-pool"].reason = "RapidFailProtection";
+  });
+  CallContext c = context();
+  c.parameters["workerGrace"] = "2s";
+  CallResult result = call(Verb::kLooksAlive, c);
+  EXPECT_FALSE(result.ok);
+  // The pool was read again during the grace: its stop is the reason given.
+  EXPECT_THAT(result.detail, HasSubstr("pool shop-pool is Stopped (RapidFailProtection)"));
+}
+
+TEST_F(WebsiteResourceTest, RefusesABadWorkerGrace) {
+  CallContext c = context();
+  c.parameters["workerGrace"] = "-1s";
+  EXPECT_THAT(call(Verb::kLooksAlive, c).detail, HasSubstr("parameter workerGrace"));
 }
 
 TEST_F(WebsiteResourceTest, IsAliveFailsWithoutProbingWhenTheSiteLooksDead) {
