@@ -994,6 +994,22 @@ TEST_F(ManifestLoaderTest, YamlSyntaxErrorHasFileAndLine) {
               StartsWith(fmt::format("{}:3: invalid YAML: ", path("web.yaml"))));
 }
 
+// yaml-cpp 0.7 alone would start empty documents at the ',' forever, until
+// memory ran out.
+TEST_F(ManifestLoaderTest, AStrayCommaIsAnErrorAtItsLine) {
+  for (const auto& [yaml, line] :
+       std::vector<std::pair<std::string_view, int>>{{",kind: Site\n,kind: Site\n", 1},
+                                                     {",", 1},
+                                                     {"kind: Site\nname: a\n---\n- a\n,b\n", 5}}) {
+    auto result = load(yaml);
+    ASSERT_FALSE(result.ok()) << yaml;
+    EXPECT_THAT(result.error().message,
+                StartsWith(fmt::format("{}:{}: invalid YAML: ',' outside a [ ] or {{ }} list",
+                                       path("web.yaml"), line)))
+        << yaml;
+  }
+}
+
 TEST_F(ManifestLoaderTest, SyntaxErrorDoesNotHideOtherFilesProblems) {
   const std::string broken = write("a.yaml", "kind: [\n");
   const std::string other = write("b.yaml", R"(kind: Site

@@ -1,6 +1,9 @@
 #include "config/manifest_reader.h"
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <new>
+#include <sstream>
 
 #include "base/duration.h"
 
@@ -25,6 +28,47 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 // yaml-cpp's marks are 0-based and null for nodes built in code.
 SourceLocation location_of(const std::string& file, const YAML::Mark& mark) {
   return SourceLocation{file, mark.is_null() ? 0 : mark.line + 1};
+}
+
+// Where each document starts, and nothing else: a first pass over the text
+// that finds where yaml-cpp 0.7 stops making progress. On some malformed input
+// (a ',' outside [ ] or { }: ",", "- a\n,b") its parser starts an empty
+// document at the same place again and again, and LoadAll() collects them
+// until memory runs out.
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  YAML::Mark start;
+
+  void OnDocumentStart(const YAML::Mark& mark) override { start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& /*mark*/, YAML::anchor_t /*anchor*/) override {}
+  void OnAlias(const YAML::Mark& /*mark*/, YAML::anchor_t /*anchor*/) override {}
+  void OnScalar(const YAML::Mark& /*mark*/, const std::string& /*tag*/, YAML::anchor_t /*anchor*/,
+                const std::string& /*value*/) override {}
+  void OnSequenceStart(const YAML::Mark& /*mark*/, const std::string& /*tag*/,
+                       YAML::anchor_t /*anchor*/, YAML::EmitterStyle::value /*style*/) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& /*mark*/, const std::string& /*tag*/, YAML::anchor_t /*anchor*/,
+                  YAML::EmitterStyle::value /*style*/) override {}
+  void OnMapEnd() override {}
+};
+
+// The place where the parser would loop, or nullopt. Syntax errors are left
+// to the real parse, which reports them.
+std::optional<YAML::Mark> stuck_at(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentStarts starts;
+  int previous = -1;
+  try {
+    while (parser.HandleNextDocument(starts)) {
+      if (starts.start.pos == previous) return starts.start;
+      previous = starts.start.pos;
+    }
+  } catch (const YAML::Exception&) {
+    return std::nullopt;
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -127,6 +171,16 @@ std::size_t Problems::rank(const std::string& file) const {
 
 bool read_documents(const ManifestText& manifest, Problems& problems,
                     const std::function<void(const YAML::Node&)>& add) {
+  if (const std::optional<YAML::Mark> stuck = stuck_at(manifest.text)) {
+    const std::size_t at = static_cast<std::size_t>(stuck->pos);
+    const char found = at < manifest.text.size() ? manifest.text[at] : '\0';
+    problems.add(location_of(manifest.path, *stuck),
+                 found == ',' ? std::string("invalid YAML: ',' outside a [ ] or { } list")
+                              : fmt::format("invalid YAML: unexpected {}",
+                                            found == '\0' ? std::string("end of file")
+                                                          : fmt::format("'{}'", found)));
+    return false;
+  }
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(manifest.text);
@@ -134,8 +188,6 @@ bool read_documents(const ManifestText& manifest, Problems& problems,
     problems.add(location_of(manifest.path, e.mark), fmt::format("invalid YAML: {}", e.msg));
     return false;
   } catch (const std::bad_alloc&) {
-    // yaml-cpp 0.7 can allocate without bound on some malformed input (e.g. ",kind: a\n,kind:
-    // a"); where memory is limited that ends here, as a problem of the file.
     problems.add(SourceLocation{manifest.path, 0}, "invalid YAML: the parser ran out of memory");
     return false;
   }
