@@ -56,6 +56,15 @@ class ClusterTest(unittest.TestCase):
     def events(self, via):
         return via.api("GET", "/v1/events?after=0&limit=1000")["events"]
 
+    def wait_events(self, via, group, *needed):
+        """The group's events once every (node, what) in `needed` is among them: each node
+        appends its own events after the fact, so a state seen elsewhere may come first."""
+        def found():
+            events = [e for e in self.events(via) if e.get("group") == group]
+            seen = {(e["node"], e["what"]) for e in events}
+            return events if all(n in seen for n in needed) else None
+        return wait_for(found, WAIT_TIMEOUT, "events %s of group %s" % (needed, group))
+
     def logs(self):
         return "\n".join("--- %s ---\n%s" % (a.node, a.log()[-3000:]) for a in self.agents.values())
 
@@ -113,7 +122,7 @@ class ClusterTest(unittest.TestCase):
         # TTL - TTL/3 + TTL after it.
         self.assertGreaterEqual(starts[-1][4] - killed_at, 2 * TTL - TTL / 3 - 0.1,
                                 self.journal())
-        events = [e for e in self.events(n2) if e.get("group") == "app"]
+        events = self.wait_events(n2, "app", (status["owner"], "acquired"))
         acquired = [e for e in events if e["what"] == "acquired" and e["node"] == status["owner"]]
         self.assertTrue(acquired and "expired" in acquired[-1]["why"], events)
 
@@ -164,8 +173,9 @@ class ClusterTest(unittest.TestCase):
             pass
         status = self.wait_online(n2, "svc", on="n2", timeout=WAIT_TIMEOUT * 2)
         self.assertEqual(status["resources"][0]["state"], "Online")
-        events = [(e["node"], e["what"], e["why"]) for e in self.events(n2)
-                  if e.get("group") == "svc"]
+        # n1's events are appended in order: once its "failed-over" is there, so is the rest.
+        events = [(e["node"], e["what"], e["why"]) for e in
+                  self.wait_events(n2, "svc", ("n1", "failed-over"), ("n2", "acquired"))]
         restarts = [e for e in events if e[0] == "n1" and e[2].startswith("restarting in place")]
         # Restarted in place up to the threshold first, then failed over (and counted).
         self.assertEqual(len(restarts), 2, events)

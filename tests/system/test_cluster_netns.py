@@ -154,7 +154,10 @@ class PoolFailureTest(NetnsClusterBase):
             pid = wait_for(next_worker, WAIT_TIMEOUT * 2, "a new worker after kill %d" % kills)
         who = self.wait_answer(not_node="n1")
         self.assertEqual(self.owner(n2), who)
-        events = self.events(n2)
+        # Each node appends its own events, after the fact: wait for the two that matter.
+        events = wait_for(lambda: (lambda e: e if {("n1", "failed-over"), (who, "acquired")}
+                                   <= {(n, w) for n, w, _ in e} else None)(self.events(n2)),
+                          WAIT_TIMEOUT, "the failover's events")
         whats = [(node, what) for node, what, _ in events]
         restarts = [i for i, e in enumerate(events)
                     if e[0] == "n1" and e[2].startswith("restarting in place")]
