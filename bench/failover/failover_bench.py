@@ -450,6 +450,8 @@ def describe(times):
 def main():
     if os.geteuid() != 0:
         sys.exit("failover_bench: run as root (it creates network namespaces)")
+    # SIGTERM ends the run like Ctrl-C: through the clean-ups (namespaces, processes).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("failover_bench: terminated"))
     systems = [("clusweb", Clusweb), ("keepalived", lambda: Keepalived(False)),
                ("keepalived-fast", lambda: Keepalived(True))]
     only = os.environ.get("ONLY", "").split()

@@ -323,7 +323,10 @@ void Agent::step(const cluster::NodeEvent& event) {
   schedule_wakeup();
 }
 
+void Agent::wake() { step(cluster::NodeTimer{}); }
+
 void Agent::schedule_wakeup() {
+  if (!options_.wakeup_timer) return;
   auto when = core_.next_wakeup();
   if (!when) {
     wakeup_.cancel();

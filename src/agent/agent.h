@@ -43,6 +43,10 @@ struct AgentOptions {
   // Called once the keys are read and the clustered-sites file is written,
   // before the start-up probe (the moment to start the web service).
   std::function<void()> loaded;
+  // Tests only: false leaves the wakeup timer unarmed (its wait is computed
+  // from the injected clock but runs in real time); the test then moves its
+  // ManualClock and calls wake(). Production keeps the default.
+  bool wakeup_timer = true;
 };
 
 // Creates the resource object for one resource of a group. Unknown types and
@@ -94,6 +98,9 @@ class Agent {
   // streams) until remove_listener() with the id returned.
   int add_listener(std::function<void()> listener);
   void remove_listener(int id) { listeners_.erase(id); }
+  // Does what the wakeup timer does when it fires: handles what is due by the
+  // clock now (harmless when nothing is). For tests with `wakeup_timer` off.
+  void wake();
 
  private:
   struct ResourceKey {
