@@ -48,6 +48,9 @@ int run(int argc, char** argv) {
   web->add_option("--clustered-sites", web_options.clustered_sites_path,
                   "file naming the clustered sites, one per line: they serve only with a "
                   "permit from the cluster agent (read at start and on every reload)");
+  web->add_option("--shared-config", web_options.shared_config_path,
+                  "the node's cache of the cluster's shared configuration (written by the "
+                  "agent), merged with the manifests at start and on every reload");
   web->require_subcommand(0, 1);
   web->callback([&] {
     if (!web->get_subcommands().empty()) return;

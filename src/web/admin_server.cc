@@ -152,7 +152,10 @@ struct AdminServer::Impl {
                           {"appliedGeneration", master.applied_generation()},
                           {"startedAt", iso_time(master.started_at_unix_ms())},
                           {"sites", config.sites.size()},
-                          {"pools", config.pools.size()}});
+                          {"pools", config.pools.size()},
+                          {"sharedConfig",
+                           {{"revision", master.shared_config_revision()},
+                            {"problem", master.shared_config_problem()}}}});
     }
     if (what == "reload" && parts.size() == 2 && post) {
       auto result = master.reload();
@@ -163,8 +166,12 @@ struct AdminServer::Impl {
                               "configuration accepted, but the front end has not applied it "
                               "within 5 s");
       }
-      co_return ok_reply(
-          {{"generation", result->generation}, {"sites", result->sites}, {"pools", result->pools}});
+      co_return ok_reply({{"generation", result->generation},
+                          {"sites", result->sites},
+                          {"pools", result->pools},
+                          {"sharedConfig",
+                           {{"revision", master.shared_config_revision()},
+                            {"problem", master.shared_config_problem()}}}});
     }
     if (what == "sites") {
       if (parts.size() == 2 && get) {

@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "base/atomic_file.h"
 #include "base/log.h"
 #include "config/manifest_loader.h"
 #include "config/web_config_json.h"
@@ -104,9 +105,9 @@ Status WebMaster::start() {
   if (!timer) return timer.error();
   permit_timer_ = std::move(*timer);
 
-  auto loaded = config::load_web_config_files(options_.config_paths);
-  if (!loaded) return loaded.error();
-  auto initial = std::make_shared<const config::WebConfig>(std::move(*loaded));
+  auto composed = compose();
+  if (!composed) return composed.error();
+  auto initial = std::make_shared<const config::WebConfig>(composed->config);
 
   // The front end's identity decides who may connect to pool sockets.
   pool::PoolManagerOptions pool_options;
@@ -136,6 +137,7 @@ Status WebMaster::start() {
   if (auto applied = apply(initial, listed.value_or(std::set<std::string>{})); !applied) {
     return applied;
   }
+  adopt_shared(*composed);
   return spawn_frontend();
 }
 
@@ -282,14 +284,14 @@ Status WebMaster::apply(std::shared_ptr<const config::WebConfig> next,
 }
 
 Result<ReloadSummary> WebMaster::reload() {
-  auto loaded = config::load_web_config_files(options_.config_paths);
-  if (!loaded) {
-    record("reload", "", "Failed", -1, "", loaded.error().describe());
+  auto composed = compose();
+  if (!composed) {
+    record("reload", "", "Failed", -1, "", composed.error().describe());
     log_->error("reload refused, previous configuration keeps serving error=\"{}\"",
-                loaded.error().describe());
-    return loaded.error();
+                composed.error().describe());
+    return composed.error();
   }
-  auto next = std::make_shared<const config::WebConfig>(std::move(*loaded));
+  auto next = std::make_shared<const config::WebConfig>(composed->config);
   auto listed = read_clustered_sites(*next);
   if (auto applied = apply(next, listed); !applied) {
     record("reload", "", "Failed", -1, "", applied.error().describe());
@@ -297,11 +299,63 @@ Result<ReloadSummary> WebMaster::reload() {
                 applied.error().describe());
     return applied.error();
   }
+  adopt_shared(*composed);
   record("reload", "", "Applied", -1, "",
          fmt::format("configuration generation {} applied: {} site(s), {} pool(s)", generation_,
                      config_->sites.size(), config_->pools.size()));
   log_->info("configuration reloaded generation={}", generation_);
   return ReloadSummary{generation_, config_->sites.size(), config_->pools.size()};
+}
+
+Result<WebMaster::Composed> WebMaster::compose() {
+  auto loaded = config::load_web_config_files(options_.config_paths);
+  if (!loaded) return loaded.error();
+  Composed composed{std::move(*loaded), std::nullopt, ""};
+  if (options_.shared_config_path.empty()) return composed;
+  auto cached = config::read_shared_config_cache(os_file_system(), options_.shared_config_path);
+  if (cached && !*cached) return composed;  // no shared configuration yet
+  if (cached) {
+    auto merged = config::merge_shared_config(composed.config, **cached);
+    if (merged) {
+      composed.config = std::move(*merged);
+      composed.shared = std::move(**cached);
+      return composed;
+    }
+    composed.problem = fmt::format("revision {}: {}", (*cached)->revision, merged.error().message);
+  } else {
+    composed.problem = cached.error().describe();
+  }
+  // Not applicable here: the revision served so far stays.
+  if (shared_) {
+    auto previous = config::merge_shared_config(composed.config, *shared_);
+    if (!previous) {
+      return Error{fmt::format("{} (and shared configuration revision {}, served so far: {})",
+                               composed.problem, shared_->revision, previous.error().message),
+                   options_.shared_config_path, 0};
+    }
+    composed.config = std::move(*previous);
+    composed.shared = shared_;
+  }
+  return composed;
+}
+
+void WebMaster::adopt_shared(Composed& composed) {
+  const std::int64_t before = shared_config_revision();
+  shared_ = std::move(composed.shared);
+  if (!composed.problem.empty()) {
+    if (composed.problem != shared_problem_) {
+      record("shared-config", "", "Failed", -1, "",
+             fmt::format("shared configuration not applied, revision {} keeps serving: {}",
+                         shared_config_revision(), composed.problem));
+      log_->error("shared configuration not applied revision={} error=\"{}\"",
+                  shared_config_revision(), composed.problem);
+    }
+  } else if (shared_config_revision() != before) {
+    record("shared-config", "", "Applied", -1, "",
+           fmt::format("shared configuration revision {} applied", shared_config_revision()));
+    log_->info("shared configuration applied revision={}", shared_config_revision());
+  }
+  shared_problem_ = std::move(composed.problem);
 }
 
 Status WebMaster::start_site(const std::string& name) {

@@ -18,6 +18,7 @@
 #include "base/clock.h"
 #include "base/process.h"
 #include "base/result.h"
+#include "config/shared_config.h"
 #include "config/web_config.h"
 #include "pool/pool_manager.h"
 #include "web/control_channel.h"
@@ -38,6 +39,12 @@ struct WebServiceOptions {
   // One site name per line: sites that are clustered from the start (they
   // never start on their own); read at start and on every reload. Empty: none.
   std::string clustered_sites_path;
+  // The node's cache of the cluster's shared configuration (config/shared_config.h), merged
+  // with the manifests at start and on every reload. A revision that does not merge here (a
+  // content path missing on this node, a name the node also defines) is not applied: the
+  // previous one keeps serving and shared_config_problem() says why. Empty: none; a missing
+  // file: no shared sites or pools yet.
+  std::string shared_config_path;
 };
 
 // IIS site states.
@@ -103,6 +110,10 @@ class WebMaster {
   // when there is nothing to say.
   std::string site_reason(const std::string& name) const;
   pid_t frontend_pid() const { return frontend_ ? frontend_->pid : 0; }
+  // The shared configuration revision being served (0: none), and why the newest one in the
+  // cache is not ("" when it is).
+  std::int64_t shared_config_revision() const { return shared_ ? shared_->revision : 0; }
+  const std::string& shared_config_problem() const { return shared_problem_; }
   std::int64_t started_at_unix_ms() const { return started_at_unix_ms_; }
 
   // Counters from the front end, or nullopt when it does not answer in time.
@@ -126,6 +137,15 @@ class WebMaster {
   Status apply(std::shared_ptr<const config::WebConfig> next,
                const std::optional<std::set<std::string>>& listed);
   std::optional<std::set<std::string>> read_clustered_sites(const config::WebConfig& config) const;
+  // The manifests with the shared configuration merged in: the cache's newest revision when it
+  // merges, else the revision served so far (with the reason in `problem`).
+  struct Composed {
+    config::WebConfig config;
+    std::optional<config::SharedConfig> shared;
+    std::string problem;
+  };
+  Result<Composed> compose();
+  void adopt_shared(Composed& composed);
   Status spawn_frontend();
   void send_config(Frontend& frontend);
   void send_state();
@@ -152,6 +172,8 @@ class WebMaster {
   ListenerSet listeners_;
   std::unique_ptr<pool::PoolManager> pools_;
   std::shared_ptr<const config::WebConfig> config_;
+  std::optional<config::SharedConfig> shared_;  // the revision config_ holds
+  std::string shared_problem_;
   std::map<std::string, std::string> pem_;
   std::map<std::string, UniqueFd> access_logs_;
   struct SiteStatus {

@@ -1,0 +1,183 @@
+#include "config/shared_config.h"
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <utility>
+#include <vector>
+
+#include "config/manifest_loader.h"
+#include "config/web_config_json.h"
+
+namespace clusweb::config {
+namespace {
+
+using nlohmann::json;
+
+// "sites.yaml:12 (shared configuration revision 7)", or the revision alone.
+std::string shared_location(const SourceLocation& where, std::int64_t revision) {
+  const std::string origin = where.file.empty() ? std::string() : where.describe() + " ";
+  return fmt::format("{}(shared configuration revision {})", origin, revision);
+}
+
+std::optional<std::string> missing_directory(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) {
+    return fmt::format("directory \"{}\" {}", path,
+                       errno == ENOENT ? "does not exist on this node" : std::strerror(errno));
+  }
+  if (!S_ISDIR(info.st_mode)) return fmt::format("\"{}\" is not a directory", path);
+  return std::nullopt;
+}
+
+// `access_mode` is R_OK or X_OK.
+std::optional<std::string> missing_file(const std::string& path, int access_mode) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) {
+    return fmt::format("file \"{}\" {}", path,
+                       errno == ENOENT ? "does not exist on this node" : std::strerror(errno));
+  }
+  if (!S_ISREG(info.st_mode)) return fmt::format("\"{}\" is not a regular file", path);
+  if (::access(path.c_str(), access_mode) != 0) {
+    return fmt::format("file \"{}\" is not {}", path,
+                       access_mode == X_OK ? "executable" : "readable");
+  }
+  return std::nullopt;
+}
+
+// What a shared object needs on this node's filesystem, as "field: problem".
+std::vector<std::string> filesystem_problems(const Site& site) {
+  std::vector<std::string> problems;
+  if (auto problem = missing_directory(site.root)) problems.push_back("physicalPath: " + *problem);
+  for (const Binding& binding : site.bindings) {
+    if (binding.scheme != Scheme::kHttps) continue;
+    if (auto problem = missing_file(binding.certificate, R_OK)) {
+      problems.push_back(fmt::format("binding {}: certificate: {}", binding.url(), *problem));
+    }
+    if (auto problem = missing_file(binding.key, R_OK)) {
+      problems.push_back(fmt::format("binding {}: key: {}", binding.url(), *problem));
+    }
+  }
+  return problems;
+}
+
+std::vector<std::string> filesystem_problems(const ApplicationPool& pool) {
+  std::vector<std::string> problems;
+  // A bare program name is looked up in PATH when the worker starts.
+  if (!pool.command.empty() && pool.command.front().find('/') != std::string::npos) {
+    if (auto problem = missing_file(pool.command.front(), X_OK)) {
+      problems.push_back("command: " + *problem);
+    }
+  }
+  if (auto problem = missing_directory(pool.working_directory)) {
+    problems.push_back("workingDirectory: " + *problem);
+  }
+  return problems;
+}
+
+}  // namespace
+
+std::string encode_shared_config(const SharedConfig& shared) {
+  json payload = json::parse(to_json(shared.config));
+  payload.erase("server");
+  payload["revision"] = shared.revision;
+  return payload.dump() + "\n";
+}
+
+Result<SharedConfig> decode_shared_config(std::string_view text, std::string_view source) {
+  json payload = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!payload.is_object()) {
+    return Error{"not a shared configuration (a JSON object)", std::string(source), 0};
+  }
+  SharedConfig shared;
+  auto revision = payload.find("revision");
+  if (revision == payload.end() || !revision->is_number_integer() ||
+      revision->get<std::int64_t>() < 0) {
+    return Error{"field \"revision\": must be a revision number", std::string(source), 0};
+  }
+  shared.revision = revision->get<std::int64_t>();
+  payload.erase(revision);
+  if (payload.contains("server")) {
+    return Error{"field \"server\": not part of a shared configuration", std::string(source), 0};
+  }
+  Result<WebConfig> config = web_config_from_json(payload.dump());
+  if (!config) {
+    return Error{fmt::format("revision {}: {}", shared.revision, config.error().describe()),
+                 std::string(source), 0};
+  }
+  shared.config.sites = std::move(config->sites);
+  shared.config.pools = std::move(config->pools);
+  return shared;
+}
+
+Result<std::optional<SharedConfig>> read_shared_config_cache(FileSystem& fs,
+                                                             const std::filesystem::path& path) {
+  Result<std::optional<std::string>> text = read_file_checked(fs, path);
+  if (!text) return text.error();
+  if (!*text) return std::optional<SharedConfig>();
+  Result<SharedConfig> shared = decode_shared_config(**text, path.string());
+  if (!shared) return shared.error();
+  return std::optional<SharedConfig>(std::move(*shared));
+}
+
+Status write_shared_config_cache(FileSystem& fs, const std::filesystem::path& path,
+                                 const SharedConfig& shared) {
+  // Read-only for everyone but root: the agent writes it, the web service reads it.
+  return write_file_atomically(fs, path, encode_shared_config(shared), 0644);
+}
+
+Result<WebConfig> merge_shared_config(WebConfig local, const SharedConfig& shared,
+                                      bool check_filesystem) {
+  std::vector<std::string> problems;
+  auto add = [&](const std::string& kind, const auto& object, const std::string& message) {
+    problems.push_back(fmt::format("{}: {} \"{}\": {}",
+                                   shared_location(object.where, shared.revision), kind,
+                                   object.name, message));
+  };
+  for (const auto& [name, site] : shared.config.sites) {
+    if (auto mine = local.sites.find(name); mine != local.sites.end()) {
+      add("Site", site,
+          fmt::format("also defined by this node, at {}", mine->second.where.describe()));
+      continue;
+    }
+    if (check_filesystem) {
+      for (const std::string& problem : filesystem_problems(site)) add("Site", site, problem);
+    }
+    local.sites.emplace(name, site);
+  }
+  for (const auto& [name, pool] : shared.config.pools) {
+    if (auto mine = local.pools.find(name); mine != local.pools.end()) {
+      add("ApplicationPool", pool,
+          fmt::format("also defined by this node, at {}", mine->second.where.describe()));
+      continue;
+    }
+    if (check_filesystem) {
+      for (const std::string& problem : filesystem_problems(pool)) {
+        add("ApplicationPool", pool, problem);
+      }
+    }
+    local.pools.emplace(name, pool);
+  }
+  if (problems.empty()) {
+    // Cross-references over the whole: listeners and hosts claimed twice, pools named by
+    // applications.
+    if (Status valid = validate_web_config(local); !valid) {
+      return Error{fmt::format("with shared configuration revision {}: {}", shared.revision,
+                               valid.error().message),
+                   valid.error().where, 0};
+    }
+    return local;
+  }
+  std::string message;
+  for (const std::string& problem : problems) {
+    if (!message.empty()) message += '\n';
+    message += problem;
+  }
+  return Error{std::move(message), problems.front().substr(0, problems.front().find(": ")), 0};
+}
+
+}  // namespace clusweb::config
