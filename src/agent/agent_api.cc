@@ -5,6 +5,7 @@
 
 #include "base/api_server.h"
 #include "cluster/store_keys.h"
+#include "config/shared_config.h"
 
 namespace clusweb::agent {
 
@@ -313,6 +314,19 @@ struct AgentApi::Impl {
     json created = json::array(), changed = json::array(), unchanged = json::array();
     std::vector<store::Compare> compare;
     std::vector<store::Operation> writes;
+    std::vector<Change> changes;
+    if (body.contains("web")) {
+      Result<WebChange> web = web_change(body["web"]);
+      if (!web.ok()) co_return error_reply(400, web.error().message);
+      for (auto& name : web->created) created.push_back(std::move(name));
+      for (auto& name : web->changed) changed.push_back(std::move(name));
+      for (auto& name : web->unchanged) unchanged.push_back(std::move(name));
+      if (web->write) {
+        compare.push_back(std::move(web->compare));
+        writes.emplace_back(std::move(*web->write));
+        changes.push_back({"", "config-changed", web->summary});
+      }
+    }
     for (const cluster::GroupSpec& spec : specs) {
       const std::string key = keys().group(spec.name);
       const std::string value = encode(spec);
@@ -332,16 +346,103 @@ struct AgentApi::Impl {
     }
     json answer = {{"created", created}, {"changed", changed}, {"unchanged", unchanged}};
     if (body.value("dryRun", false) || writes.empty()) co_return ok_reply(answer);
-    std::vector<Change> changes;
-    for (const auto& name : created)
-      changes.push_back({name.get<std::string>(), "created", "applied"});
-    for (const auto& name : changed)
-      changes.push_back({name.get<std::string>(), "changed", "applied"});
+    for (const cluster::GroupSpec& spec : specs) {
+      for (const auto& [list, what] : {std::pair{&created, "created"}, {&changed, "changed"}}) {
+        if (std::find(list->begin(), list->end(), spec.name) != list->end()) {
+          changes.push_back({spec.name, what, "applied"});
+        }
+      }
+    }
     answer["revision"] = 0;
     // All or nothing, and only if nothing changed since this agent read it.
     store::Txn txn(std::move(compare), std::move(writes));
-    co_return co_await write(std::move(txn), std::move(answer), std::move(changes),
-                             "a group changed meanwhile; nothing was applied; apply again");
+    co_return co_await write(
+        std::move(txn), std::move(answer), std::move(changes),
+        "a group or the shared configuration changed meanwhile; nothing was applied; apply again");
+  }
+
+  // The shared configuration as the store holds it (revision 0 and nothing when absent).
+  Result<config::SharedConfig> stored_config() const {
+    const store::KeyValue* current = find(keys().config_web());
+    if (current == nullptr) return config::SharedConfig{};
+    Result<config::SharedConfig> shared =
+        config::decode_shared_config(current->value, keys().config_web());
+    if (shared.ok()) shared->revision = current->mod_revision;
+    return shared;
+  }
+
+  // What applying sites and pools ({"sites": [...], "pools": [...]}, the JSON form of
+  // docs/configuration.md) does to the shared configuration: objects named like stored ones
+  // replace them, the others are added; the whole must hold together.
+  struct WebChange {
+    std::vector<std::string> created, changed, unchanged;  // "site/NAME", "pool/NAME"
+    std::optional<store::Put> write;                       // none when nothing changes
+    store::Compare compare = store::Compare::absent("");
+    std::string summary;
+  };
+  Result<WebChange> web_change(const json& web) const {
+    if (!web.is_object()) {
+      return make_error("\"web\" must be {{\"sites\": [...], \"pools\": [...]}}");
+    }
+    Result<config::SharedConfig> current = stored_config();
+    if (!current.ok()) {
+      return make_error("the stored shared configuration cannot be read: {}",
+                        current.error().describe());
+    }
+    // Merged by name in the JSON form, then decoded as a whole: a site may use a pool stored
+    // before, and every check (listeners and hosts, pools named by applications) sees all.
+    json whole = json::parse(config::encode_shared_config(*current));
+    WebChange change;
+    std::vector<std::string> requested;
+    for (const auto& [field, kind] : {std::pair{"sites", "site"}, {"pools", "pool"}}) {
+      if (!web.contains(field)) continue;
+      if (!web[field].is_array()) return make_error("\"web.{}\" must be an array", field);
+      for (const json& object : web[field]) {
+        if (!object.is_object() || !object.contains("name") || !object["name"].is_string()) {
+          return make_error("every entry of \"web.{}\" must be an object with a name", field);
+        }
+        const std::string name = object["name"].get<std::string>();
+        requested.push_back(fmt::format("{}/{}", kind, name));
+        json& list = whole[field];
+        auto same = std::find_if(list.begin(), list.end(),
+                                 [&](const json& stored) { return stored["name"] == name; });
+        if (same == list.end()) {
+          list.push_back(object);
+        } else {
+          *same = object;
+        }
+      }
+    }
+    Result<config::SharedConfig> merged =
+        config::decode_shared_config(whole.dump(), "the shared configuration");
+    if (!merged.ok()) return make_error("{}", merged.error().message);
+    for (const std::string& label : requested) {
+      const std::string kind = label.substr(0, label.find('/'));
+      const std::string name = label.substr(label.find('/') + 1);
+      bool existed = false;
+      bool same = false;
+      if (kind == "site") {
+        auto it = current->config.sites.find(name);
+        existed = it != current->config.sites.end();
+        same = existed && it->second == merged->config.sites.at(name);
+      } else {
+        auto it = current->config.pools.find(name);
+        existed = it != current->config.pools.end();
+        same = existed && it->second == merged->config.pools.at(name);
+      }
+      (existed ? (same ? change.unchanged : change.changed) : change.created).push_back(label);
+    }
+    const std::string value = config::encode_shared_config({0, merged->config});
+    if (change.created.empty() && change.changed.empty()) return change;
+    change.write = store::Put(keys().config_web(), value);
+    change.compare = current->revision == 0
+                         ? store::Compare::absent(keys().config_web())
+                         : store::Compare::mod_revision_is(
+                               keys().config_web(), store::Compare::Op::kEqual, current->revision);
+    std::vector<std::string> touched = change.created;
+    touched.insert(touched.end(), change.changed.begin(), change.changed.end());
+    change.summary = fmt::format("shared configuration: {} applied", fmt::join(touched, ", "));
+    return change;
   }
 
   json events_after(uint64_t after, uint64_t limit) const {

@@ -18,6 +18,8 @@
 #include "cli/command_support.h"
 #include "cluster/store_keys.h"
 #include "config/group_manifest.h"
+#include "config/manifest_loader.h"
+#include "config/web_config_json.h"
 
 namespace clusweb::cli {
 namespace {
@@ -468,20 +470,34 @@ int apply(const ClusterCommand& command, AdminClient& client, std::ostream& out,
     report(err, "nothing was applied");
     return kExitUsage;
   }
-  for (const config::WebDocument& document : loaded->web_documents) {
-    std::string what = document.kind;
-    if (!document.name.empty()) what += fmt::format(" \"{}\"", document.name);
-    report(err, fmt::format("note: {}: {} is not applied by \"clusweb apply\" yet; it belongs to "
-                            "the web service's manifests (\"clusweb web -f\")",
-                            document.where.describe(), what));
+  // Sites and pools go to the shared configuration, validated here as the web service would
+  // (paths resolved against each manifest's folder and checked on this machine).
+  Json web;
+  if (!loaded->web_documents.empty()) {
+    auto sites_and_pools = config::load_web_config_files(command.files);
+    if (!sites_and_pools.ok()) {
+      err << sites_and_pools.error().message << '\n';
+      report(err, "nothing was applied");
+      return kExitUsage;
+    }
+    if (!sites_and_pools->server.where.file.empty()) {
+      report(err, fmt::format("{}: kind WebServer holds one node's own settings and is not part "
+                              "of the shared configuration; keep it in that node's manifests "
+                              "(\"clusweb web -f\"); nothing was applied",
+                              sites_and_pools->server.where.describe()));
+      return kExitUsage;
+    }
+    web = Json::parse(config::to_json(*sites_and_pools));
+    web.erase("server");
   }
-  if (loaded->groups.empty()) {
-    report(err, "no Group documents in the files given; nothing to apply");
+  if (loaded->groups.empty() && web.is_null()) {
+    report(err, "no Group, Site or ApplicationPool documents in the files given; nothing to apply");
     return kExitOk;
   }
   Json groups = Json::array();
   for (const cluster::GroupSpec& group : loaded->groups) groups.push_back(spec_json(group));
-  const Json body{{"groups", std::move(groups)}, {"dryRun", command.dry_run}};
+  Json body{{"groups", std::move(groups)}, {"dryRun", command.dry_run}};
+  if (!web.is_null()) body["web"] = std::move(web);
   return print_reply(
       client.post("/v1/apply", body.dump()), command.output,
       [&](std::string_view json) { return format_apply_result(json, command.dry_run); }, out, err);

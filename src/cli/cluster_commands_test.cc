@@ -783,9 +783,11 @@ class ApplyTest : public ClusterCommandLineTest {
   }
 };
 
-constexpr std::string_view kManifest = R"(kind: Site
+// A site (its content in `folder`) and the group that runs it.
+std::string manifest(const std::string& folder) {
+  return fmt::format(R"(kind: Site
 name: shop
-physicalPath: /srv/shop
+physicalPath: {}
 bindings: [http://10.0.0.10:80]
 ---
 kind: Group
@@ -794,28 +796,28 @@ preferredOwners: [n1, n2]
 resources:
   - name: vip
     type: ip
-    parameters: {address: 10.0.0.10/24, interface: eth0}
+    parameters: {{address: 10.0.0.10/24, interface: eth0}}
   - name: site
     type: website
-    parameters: {site: shop}
+    parameters: {{site: shop}}
     dependsOn: [vip]
-)";
+)",
+                     folder);
+}
 
-TEST_F(ApplyTest, SendsEveryGroupInOneRequestAndNotesWebDocuments) {
-  FakeAdminServer server(
-      routes({{"POST /v1/apply",
-               {json_reply(200, R"({"created":["web"],"changed":[],"unchanged":[]})")}}}));
-  const std::string file = write(server, "web.yaml", kManifest);
+TEST_F(ApplyTest, SendsEveryGroupAndTheSharedSitesInOneRequest) {
+  FakeAdminServer server(routes(
+      {{"POST /v1/apply",
+        {json_reply(200, R"({"created":["web","site/shop"],"changed":[],"unchanged":[]})")}}}));
+  const std::string file = write(server, "web.yaml", manifest(server.directory()));
 
   EXPECT_EQ(run("apply -f " + file + " --socket " + server.socket_path()), kExitOk);
 
   EXPECT_EQ(out_.str(),
-            "created:   web\n"
+            "created:   web, site/shop\n"
             "changed:   none\n"
             "unchanged: none\n");
-  EXPECT_EQ(err_.str(), "clusweb: note: " + file +
-                            ":1: Site \"shop\" is not applied by \"clusweb apply\" yet; it "
-                            "belongs to the web service's manifests (\"clusweb web -f\")\n");
+  EXPECT_EQ(err_.str(), "");
   ASSERT_EQ(server.requests().size(), 1u);
   const Json body = body_of(server, 0);
   EXPECT_EQ(body["dryRun"], false);
@@ -823,18 +825,49 @@ TEST_F(ApplyTest, SendsEveryGroupInOneRequestAndNotesWebDocuments) {
   auto sent = cluster::decode_group(body["groups"][0].dump(), "body");
   ASSERT_TRUE(sent.ok()) << sent.error().describe();
   EXPECT_EQ(cluster::encode(*sent), cluster::encode(web_group()));
+  // The site in the JSON form, resolved and located, without the node's own settings.
+  ASSERT_EQ(body["web"]["sites"].size(), 1u);
+  EXPECT_EQ(body["web"]["sites"][0]["name"], "shop");
+  EXPECT_EQ(body["web"]["sites"][0]["physicalPath"], server.directory());
+  EXPECT_EQ(body["web"]["sites"][0]["where"]["file"], file);
+  EXPECT_TRUE(body["web"]["pools"].empty());
+  EXPECT_FALSE(body["web"].contains("server"));
 }
 
 TEST_F(ApplyTest, DryRun) {
   FakeAdminServer server(
       routes({{"POST /v1/apply",
                {json_reply(200, R"({"created":[],"changed":["web"],"unchanged":[]})")}}}));
-  const std::string file = write(server, "web.yaml", kManifest);
+  const std::string file = write(server, "web.yaml", manifest(server.directory()));
 
   EXPECT_EQ(run("apply -f " + file + " --dry-run --socket " + server.socket_path()), kExitOk);
 
   EXPECT_THAT(out_.str(), HasSubstr("dry run: nothing was written\n"));
   EXPECT_EQ(body_of(server, 0)["dryRun"], true);
+}
+
+TEST_F(ApplyTest, ASiteWhoseFolderIsMissingHereIsRefusedWithItsLine) {
+  FakeAdminServer server(routes({}));
+  const std::string file = write(server, "web.yaml", manifest("/nonexistent/shop"));
+
+  EXPECT_EQ(run("apply -f " + file + " --socket " + server.socket_path()), kExitUsage);
+
+  EXPECT_EQ(err_.str(), file +
+                            ":3: Site \"shop\": field \"physicalPath\": directory "
+                            "\"/nonexistent/shop\" does not exist\n"
+                            "clusweb: nothing was applied\n");
+  EXPECT_TRUE(server.requests().empty());
+}
+
+TEST_F(ApplyTest, TheNodesOwnSettingsAreNotShared) {
+  FakeAdminServer server(routes({}));
+  const std::string file = write(server, "web.yaml", "kind: WebServer\nthreads: 2\n");
+
+  EXPECT_EQ(run("apply -f " + file + " --socket " + server.socket_path()), kExitUsage);
+
+  EXPECT_THAT(err_.str(), HasSubstr(file + ":1: kind WebServer holds one node's own settings"));
+  EXPECT_THAT(err_.str(), HasSubstr("nothing was applied"));
+  EXPECT_TRUE(server.requests().empty());
 }
 
 TEST_F(ApplyTest, BadManifestsAreReportedWithTheirLinesAndNothingIsSent) {
@@ -860,7 +893,7 @@ TEST_F(ApplyTest, BadManifestsAreReportedWithTheirLinesAndNothingIsSent) {
 TEST_F(ApplyTest, RefusalPrintsTheAgentsReason) {
   FakeAdminServer server(routes(
       {{"POST /v1/apply", {json_reply(400, R"({"error":"group web: node n9 is unknown"})")}}}));
-  const std::string file = write(server, "web.yaml", kManifest);
+  const std::string file = write(server, "web.yaml", manifest(server.directory()));
 
   EXPECT_EQ(run("apply -f " + file + " --socket " + server.socket_path()), kExitRefused);
 
@@ -869,12 +902,12 @@ TEST_F(ApplyTest, RefusalPrintsTheAgentsReason) {
 
 TEST_F(ApplyTest, NoGroupsNothingToDo) {
   FakeAdminServer server(routes({}));
-  const std::string file = write(server, "site.yaml", "kind: ApplicationPool\nname: p\n");
+  const std::string file = write(server, "empty.yaml", "# nothing yet\n");
 
   EXPECT_EQ(run("apply -f " + file + " --socket " + server.socket_path()), kExitOk);
 
-  EXPECT_THAT(err_.str(), HasSubstr("clusweb: no Group documents in the files given; nothing to "
-                                    "apply\n"));
+  EXPECT_THAT(err_.str(), HasSubstr("clusweb: no Group, Site or ApplicationPool documents in the "
+                                    "files given; nothing to apply\n"));
   EXPECT_TRUE(server.requests().empty());
 }
 

@@ -59,6 +59,9 @@ class StoreKeys {
   std::string move(std::string_view group) const { return moves() + std::string(group); }
   std::string offlines() const { return root_ + "offline/"; }
   std::string offline(std::string_view group) const { return offlines() + std::string(group); }
+  // The shared web configuration (config/shared_config.h): every site and pool in one value,
+  // so that a change is one atomic write; its mod_revision is the configuration's revision.
+  std::string config_web() const { return root_ + "config/web"; }
   std::string events_next() const { return root_ + "events-next"; }
   std::string events() const { return root_ + "events/"; }
   // Zero-padded so that key order is sequence order.

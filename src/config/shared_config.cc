@@ -106,8 +106,10 @@ Result<SharedConfig> decode_shared_config(std::string_view text, std::string_vie
   }
   Result<WebConfig> config = web_config_from_json(payload.dump());
   if (!config) {
-    return Error{fmt::format("revision {}: {}", shared.revision, config.error().describe()),
-                 std::string(source), 0};
+    const std::string problem = config.error().describe();
+    return Error{
+        shared.revision == 0 ? problem : fmt::format("revision {}: {}", shared.revision, problem),
+        std::string(source), 0};
   }
   shared.config.sites = std::move(config->sites);
   shared.config.pools = std::move(config->pools);

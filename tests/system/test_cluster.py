@@ -5,14 +5,16 @@ node starts and stops serving, so the tests check the safety rule directly: neve
 once. Network-level behaviour (floating addresses, partitions) is in test_cluster_netns.py.
 """
 
+import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 import unittest
 
 from cluster_harness import Agent, Etcd, marker_script, overlaps, read_journal, script_group
-from harness import WAIT_TIMEOUT, EventStream, wait_for
+from harness import BIN, WAIT_TIMEOUT, EventStream, dedent, wait_for, write_file
 
 TTL = 2.0
 
@@ -216,6 +218,72 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(n1.cluster()["groups"], [])
         code, body = n1.request("GET", "/v1/groups/missing")
         self.assertEqual(code, 404)
+
+
+    def test_sites_and_pools_are_applied_to_the_shared_configuration(self):
+        (n1,) = self.start_agents("n1")
+        content = os.path.join(self.dir, "www")
+        os.makedirs(content)
+        manifest = write_file(os.path.join(self.dir, "shop.yaml"), dedent("""\
+            kind: Site
+            name: shop
+            physicalPath: www
+            bindings: [http://*:8080/shop.example.com]
+            applications: [{path: /api, pool: shop-api}]
+            ---
+            kind: ApplicationPool
+            name: shop-api
+            command: [/bin/cat]
+            ---
+            kind: Group
+            name: shop
+            resources:
+              - {name: site, type: website, parameters: {site: shop}}
+            """))
+
+        def apply(*args):
+            return subprocess.run([BIN, "apply", "--run-dir", n1.run_dir, *args],
+                                  capture_output=True, text=True, check=False)
+        dry = apply("-f", manifest, "--dry-run", "-o", "json")
+        self.assertEqual(dry.returncode, 0, dry.stderr)
+        self.assertEqual(sorted(json.loads(dry.stdout)["created"]),
+                         ["pool/shop-api", "shop", "site/shop"])
+        self.assertEqual(self.etcd.get_prefix("/clusweb/default/config/"), {})
+
+        done = apply("-f", manifest)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        stored = json.loads(self.etcd.get_prefix("/clusweb/default/config/")
+                            ["/clusweb/default/config/web"])
+        # Resolved where it was applied: absolute paths, the origin kept for messages.
+        self.assertEqual(stored["sites"][0]["physicalPath"], content)
+        self.assertEqual(stored["sites"][0]["where"], {"file": manifest, "line": 1})
+        self.assertEqual(stored["pools"][0]["name"], "shop-api")
+        again = apply("-f", manifest, "-o", "json")
+        self.assertEqual(sorted(json.loads(again.stdout)["unchanged"]),
+                         ["pool/shop-api", "shop", "site/shop"])
+
+        # A site naming a pool nobody defines: refused, nothing written.
+        broken = write_file(os.path.join(self.dir, "broken.yaml"), dedent("""\
+            kind: Site
+            name: blog
+            physicalPath: www
+            bindings: [http://*:8080/blog.example.com]
+            applications: [{path: /, pool: nowhere}]
+            """))
+        refused = apply("-f", broken)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("nowhere", refused.stderr)
+        self.assertIn("nothing was applied", refused.stderr)
+        # A node's own settings are not shared.
+        server = write_file(os.path.join(self.dir, "server.yaml"), "kind: WebServer\nthreads: 2\n")
+        refused = apply("-f", server)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("%s:1: kind WebServer holds one node's own settings" % server, refused.stderr)
+        after = json.loads(self.etcd.get_prefix("/clusweb/default/config/")
+                           ["/clusweb/default/config/web"])
+        self.assertEqual(after, stored)
+        events = self.wait_events(n1, "", ("n1", "config-changed"))
+        self.assertIn("site/shop", [e for e in events if e["what"] == "config-changed"][0]["why"])
 
 
 if __name__ == "__main__":
