@@ -458,8 +458,10 @@ resources::CallContext Agent::context_for(const std::string& group, int64_t toke
   context.fencing_token = token;
   context.parameters = spec.parameters;
   context.timeout = timeout;
+  // Once fenced (the lease is lost), every resource is told at once that its
+  // time is up, in a call in flight or a context kept for renewals.
   context.fencing_deadline = [this, alive = alive_] {
-    return *alive ? deadline_ : Clock::TimePoint{};
+    return *alive && !core_.fenced() ? deadline_ : Clock::TimePoint{};
   };
   context.clock = &clock_;
   return context;
@@ -569,7 +571,9 @@ void Agent::on_group_event(const cluster::GroupEvent& event) {
            event.token);
   }
   status_dirty_.insert(event.group);
-  if (!status_writes_.contains(event.group)) {
+  // Marked before the writer starts (co_spawn only posts it): one writer per
+  // group at a time, so an older status cannot land after a newer one.
+  if (status_writes_.insert(event.group).second) {
     asio::co_spawn(executor_, write_status(event.group, event.token), asio::detached);
   }
 }
@@ -598,7 +602,6 @@ std::string Agent::status_json(const std::string& group, int64_t token,
 
 asio::awaitable<void> Agent::write_status(std::string group, int64_t token) {
   auto alive = alive_;
-  status_writes_.insert(group);
   while (*alive && status_dirty_.erase(group) > 0) {
     const cluster::GroupController* controller = core_.controller(group);
     if (controller == nullptr) break;
@@ -634,12 +637,17 @@ void Agent::record(std::string group, std::string resource, std::string what, st
   log_()->info("event {}{}{} {}: {}", event.group.empty() ? "node" : "group=" + event.group,
                event.resource.empty() ? "" : " resource=", event.resource, event.what, event.why);
   events_.push_back(PendingEvent{std::move(event), token});
-  if (!draining_events_) asio::co_spawn(executor_, drain_events(), asio::detached);
+  // Marked before the writer starts (co_spawn only posts it): one writer at
+  // a time, since it keeps a reference to the front event across the store
+  // call.
+  if (!draining_events_) {
+    draining_events_ = true;
+    asio::co_spawn(executor_, drain_events(), asio::detached);
+  }
 }
 
 asio::awaitable<void> Agent::drain_events() {
   auto alive = alive_;
-  draining_events_ = true;
   int failures = 0;
   while (*alive && !events_.empty()) {
     PendingEvent& pending = events_.front();
