@@ -2,7 +2,9 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <nlohmann/json.hpp>
+#include <set>
 
+#include "agent/config_follower.h"
 #include "base/api_server.h"
 #include "cluster/store_keys.h"
 #include "config/shared_config.h"
@@ -215,6 +217,7 @@ struct AgentApi::Impl {
                                                   number_or(target.query, "limit", 100))}});
     }
     if (parts[1] == "apply" && parts.size() == 2 && post) co_return co_await apply(body);
+    if (parts[1] == "config" && parts.size() == 2 && get) co_return config_json();
     if (parts[1] != "groups" || parts.size() < 3) {
       co_return error_reply(get || post ? 404 : 405, "no such endpoint");
     }
@@ -359,6 +362,42 @@ struct AgentApi::Impl {
     co_return co_await write(
         std::move(txn), std::move(answer), std::move(changes),
         "a group or the shared configuration changed meanwhile; nothing was applied; apply again");
+  }
+
+  // GET /v1/config: the shared configuration's revision, its sites and pools, and what each
+  // node serves of it.
+  ApiReply config_json() const {
+    Result<config::SharedConfig> stored = stored_config();
+    if (!stored.ok()) {
+      return error_reply(
+          500, "the stored shared configuration cannot be read: " + stored.error().describe());
+    }
+    json sites = json::array(), pools = json::array(), nodes = json::array();
+    for (const auto& [name, site] : stored->config.sites) sites.push_back(name);
+    for (const auto& [name, pool] : stored->config.pools) pools.push_back(name);
+    std::set<std::string> names;
+    for (const auto& [key, kv] : snapshot()) {
+      for (const std::string& prefix : {keys().nodes(), keys().config_statuses()}) {
+        if (auto name = cluster::StoreKeys::name_under(prefix, key)) names.emplace(*name);
+      }
+    }
+    for (const std::string& name : names) {
+      json node = {{"node", name},
+                   {"up", find(keys().node(name)) != nullptr},
+                   {"revision", 0},
+                   {"latest", 0},
+                   {"problem", "nothing reported yet"}};
+      if (const store::KeyValue* reported = find(keys().config_status(name))) {
+        if (auto status = decode_node_config_status(reported->value)) {
+          node["revision"] = status->revision;
+          node["latest"] = status->latest;
+          node["problem"] = status->problem;
+        }
+      }
+      nodes.push_back(std::move(node));
+    }
+    return ok_reply(
+        {{"revision", stored->revision}, {"sites", sites}, {"pools", pools}, {"nodes", nodes}});
   }
 
   // The shared configuration as the store holds it (revision 0 and nothing when absent).

@@ -18,6 +18,7 @@
 
 #include "agent/agent.h"
 #include "agent/agent_api.h"
+#include "agent/config_follower.h"
 #include "agent/liveness.h"
 #include "agent/web_supervisor.h"
 #include "base/log.h"
@@ -166,6 +167,8 @@ int run_agent(const AgentRunOptions& options) {
   const std::string web_socket = (std::filesystem::path(options.run_dir) / "web.sock").string();
   const std::string clustered_sites =
       (std::filesystem::path(options.run_dir) / "clustered-sites").string();
+  const std::string shared_config_cache =
+      (std::filesystem::path(options.state_dir) / "shared-config").string();
   std::unique_ptr<WebSupervisor> web;
   if (!options.web_config.empty()) {
     std::vector<std::string> argv{options.executable, "web"};
@@ -175,8 +178,8 @@ int run_agent(const AgentRunOptions& options) {
     }
     for (const std::string& arg :
          {std::string("--run-dir"), options.run_dir, std::string("--state-dir"), options.state_dir,
-          std::string("--clustered-sites"), clustered_sites, std::string("--log-level"),
-          options.log_level}) {
+          std::string("--clustered-sites"), clustered_sites, std::string("--shared-config"),
+          shared_config_cache, std::string("--log-level"), options.log_level}) {
       argv.push_back(arg);
     }
     web = std::make_unique<WebSupervisor>(
@@ -216,9 +219,20 @@ int run_agent(const AgentRunOptions& options) {
     return 1;
   }
 
+  // The shared web configuration: the store's config/web to the cache and the web service.
+  ConfigFollowerOptions follower_options;
+  follower_options.node = node;
+  follower_options.config_key = keys.config_web();
+  follower_options.status_key = keys.config_status(node);
+  follower_options.cache = shared_config_cache;
+  if (web) follower_options.web_socket = web_socket;
+  ConfigFollower follower(io.get_executor(), *store, follower_options);
+  std::stop_source follower_stop;
+
   int exit_code = 0;
   bool shutting_down = false;
   auto shutdown = [&]() -> asio::awaitable<void> {
+    follower_stop.request_stop();
     co_await agent.shutdown(std::chrono::seconds(60));
     api.close();
     if (web) {
@@ -255,6 +269,7 @@ int run_agent(const AgentRunOptions& options) {
   log_()->info("agent starting node={} cluster={} store={} ttl={}s", node, options.cluster,
                options.store, options.ttl.count());
   asio::co_spawn(io, start(), asio::detached);
+  asio::co_spawn(io, follower.run(follower_stop.get_token()), asio::detached);
   io.run();
 
   liveness_work.reset();

@@ -891,6 +891,12 @@ void add_other_commands(CLI::App& root, const Sink& sink) {
   cluster_app->require_subcommand(1);
   add_leaf(*cluster_app, "status", "Show the nodes, groups and resources of the cluster", sink,
            simple(Kind::kStatus, std::make_shared<Names>()));
+  CLI::App* config_app =
+      root.add_subcommand("config", "Show the cluster's shared web configuration");
+  config_app->require_subcommand(1);
+  add_leaf(*config_app, "status",
+           "Show the shared configuration's revision and the revision each node serves", sink,
+           simple(Kind::kConfigStatus, std::make_shared<Names>()));
 
   struct EventFlags {
     bool follow = false;
@@ -970,6 +976,8 @@ int run_cluster_command(const ClusterCommand& command, AdminClient& client, std:
     case Kind::kStatus:
       return print_reply(client.get("/v1/cluster"), command.output, format_cluster_status, out,
                          err);
+    case Kind::kConfigStatus:
+      return print_reply(client.get("/v1/config"), command.output, format_config_status, out, err);
     case Kind::kGroupList:
       return group_list(command, client, out, err);
     case Kind::kGroupShow:
@@ -1093,6 +1101,25 @@ Result<std::string> format_group_table(std::string_view json) {
   Result<Json> doc = parse_object(json, kClusterAgent);
   if (!doc.ok()) return doc.error();
   return groups_table(*doc);
+}
+
+Result<std::string> format_config_status(std::string_view json) {
+  Result<Json> doc = parse_object(json, kClusterAgent);
+  if (!doc.ok()) return doc.error();
+  const Json& config = *doc;
+  const std::vector<std::string> sites = strings_of(config, "sites");
+  const std::vector<std::string> pools = strings_of(config, "pools");
+  std::string text = render_fields({{"revision", {count_of(config, "revision")}},
+                                    {"sites", {join_or(sites, ", ", "none")}},
+                                    {"pools", {join_or(pools, ", ", "none")}}});
+  text += '\n';
+  std::vector<Row> rows{{"NODE", "STATE", "SERVES", "PROBLEM"}};
+  for (const Json* node : elements_of(config, "nodes")) {
+    rows.push_back({text_of(*node, "node"), flag_of(*node, "up") ? "up" : "down",
+                    count_of(*node, "revision"), text_of(*node, "problem")});
+  }
+  if (rows.size() == 1) return text + "no nodes\n";
+  return text + render_table(rows);
 }
 
 Result<std::string> format_cluster_status(std::string_view json) {

@@ -52,6 +52,7 @@ struct ClusterCommand {
     kResourceDepend,  // resource depend GROUP RESOURCE: `depends_on`
     kEvents,          // events: `follow`, `after`, `limit`
     kApply,           // apply: `files`, `dry_run`
+    kConfigStatus,    // config status
   };
 
   Kind kind = Kind::kStatus;
@@ -133,6 +134,8 @@ std::string format_dependencies(const std::vector<std::vector<std::string>>& dep
 // GET /v1/cluster -> "key: value" lines, the nodes, the groups (NAME STATE OWNER RESOURCES as
 // online/total) and every group's resources.
 Result<std::string> format_cluster_status(std::string_view json);
+// GET /v1/config -> the shared configuration's revision and what each node serves of it.
+Result<std::string> format_config_status(std::string_view json);
 // GET /v1/cluster -> the groups table alone, or "no groups".
 Result<std::string> format_group_table(std::string_view json);
 // GET /v1/groups/NAME -> "key: value" lines of status and spec, then the resources as an

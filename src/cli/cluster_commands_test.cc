@@ -111,6 +111,24 @@ TEST(FormatClusterStatusTest, ShowsNodesGroupsAndResources) {
             "db      disk       script    OfflinePending   0          -\n");
 }
 
+TEST(FormatConfigStatusTest, ShowsTheRevisionAndWhatEachNodeServes) {
+  Result<std::string> text = format_config_status(R"({
+      "revision": 42, "sites": ["blog", "shop"], "pools": [],
+      "nodes": [{"node": "n1", "up": true, "revision": 42, "latest": 42, "problem": ""},
+                {"node": "n2", "up": false, "revision": 41, "latest": 42,
+                 "problem": "Site \"blog\": also defined by this node"}]})");
+  ASSERT_TRUE(text.ok()) << text.error().describe();
+  EXPECT_EQ(*text,
+            "revision: 42\n"
+            "sites:    blog, shop\n"
+            "pools:    none\n"
+            "\n"
+            "NODE   STATE   SERVES   PROBLEM\n"
+            "n1     up      42       -\n"
+            "n2     down    41       Site \"blog\": also defined by this node\n");
+  EXPECT_FALSE(format_config_status("[]").ok());
+}
+
 TEST(FormatClusterStatusTest, EmptyCluster) {
   EXPECT_EQ(*format_cluster_status(R"({"cluster":"c","nodes":[],"groups":[]})"),
             "cluster:     c\n"

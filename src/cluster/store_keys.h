@@ -62,6 +62,11 @@ class StoreKeys {
   // The shared web configuration (config/shared_config.h): every site and pool in one value,
   // so that a change is one atomic write; its mod_revision is the configuration's revision.
   std::string config_web() const { return root_ + "config/web"; }
+  // What each node serves of it (written by the node's agent).
+  std::string config_statuses() const { return root_ + "config-status/"; }
+  std::string config_status(std::string_view node) const {
+    return config_statuses() + std::string(node);
+  }
   std::string events_next() const { return root_ + "events-next"; }
   std::string events() const { return root_ + "events/"; }
   // Zero-padded so that key order is sequence order.

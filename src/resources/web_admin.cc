@@ -294,6 +294,18 @@ asio::awaitable<Result<std::vector<SiteInfo>>> WebAdmin::sites(Deadline deadline
   co_return sites;
 }
 
+asio::awaitable<Result<SharedConfigInfo>> WebAdmin::reload(Deadline deadline) const {
+  Result<json> object = co_await object_request(true, "/v1/reload", {}, deadline);
+  if (!object) co_return object.error();
+  SharedConfigInfo info;
+  if (const auto shared = object->find("sharedConfig");
+      shared != object->end() && shared->is_object()) {
+    read_int(*shared, "revision", info.revision);
+    read_string(*shared, "problem", info.problem);
+  }
+  co_return info;
+}
+
 asio::awaitable<Result<PoolInfo>> WebAdmin::pool(std::string name, Deadline deadline) const {
   co_return co_await pool_request(false, "/v1/pools/" + name, deadline);
 }

@@ -59,6 +59,12 @@ struct PoolInfo {
   int live_workers() const;
 };
 
+// What the service serves of the shared configuration (GET /v1/status, POST /v1/reload).
+struct SharedConfigInfo {
+  std::int64_t revision = 0;  // served; 0 = none
+  std::string problem;        // why the cache's newest revision is not served; "" when it is
+};
+
 struct PermitInfo {
   std::string site;
   std::int64_t remaining_ms = 0;  // 0 = revoked, expired or never granted
@@ -99,6 +105,10 @@ class WebAdmin {
   boost::asio::awaitable<Result<PoolInfo>> pool(std::string name, Deadline deadline) const;
   boost::asio::awaitable<Result<PoolInfo>> start_pool(std::string name, Deadline deadline) const;
   boost::asio::awaitable<Result<PoolInfo>> stop_pool(std::string name, Deadline deadline) const;
+
+  // POST /v1/reload: the configuration (and the shared configuration cache) read again;
+  // what the service serves of the shared configuration afterwards.
+  boost::asio::awaitable<Result<SharedConfigInfo>> reload(Deadline deadline) const;
 
   // POST /v1/permits/SITE {"deadlineBoottimeMs": N}: the site serves until
   // N (ms of CLOCK_BOOTTIME); 0 revokes the permit.

@@ -11,12 +11,14 @@ While a test runs, a monitor thread samples every node's eth0 continuously and r
 moment at which two nodes held the floating address, and the tests assert there was none.
 """
 
+import json
 import os
 import signal
+import subprocess
 import time
 import unittest
 
-from harness import WAIT_TIMEOUT, assert_holds, wait_for
+from harness import BIN, WAIT_TIMEOUT, assert_holds, dedent, wait_for, write_file
 from netns_cluster import NODES, TTL, NetnsCluster
 
 
@@ -169,6 +171,88 @@ class PoolFailureTest(NetnsClusterBase):
         # before the old owner's record of its release.
         self.assertIn((who, "acquired"), whats[restarts[0]:])
         self.assertEqual(self.monitor.doubles, [])
+
+
+class SharedConfigTest(NetnsClusterBase):
+    def apply(self, text):
+        manifest = write_file(os.path.join(self.cluster.dir, "shared.yaml"), dedent(text))
+        done = subprocess.run([BIN, "apply", "-f", manifest, "--run-dir",
+                               self.agents["n1"].run_dir], capture_output=True, text=True,
+                              check=False)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        return self.agents["n1"].api("GET", "/v1/config")["revision"]
+
+    def nodes(self):
+        return {n["node"]: n for n in self.agents["n1"].api("GET", "/v1/config")["nodes"]}
+
+    def page(self, node, host=None):
+        """The shared site's page at `node`'s own address, from the client."""
+        argv = ["curl", "-sf", "-m", "2", "http://%s:8081/" % self.net.ip_of(node)]
+        if host:
+            argv += ["-H", "Host: " + host]
+        result = self.net.run("client", argv, check=False)
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    def test_an_apply_reaches_every_node_and_one_that_cannot_serve_it_says_why(self):
+        www = os.path.join(self.cluster.dir, "www")
+        for name in ("rev1", "rev2", "n2-blog"):
+            os.makedirs(os.path.join(www, name))
+            write_file(os.path.join(www, name, "index.html"), name + "\n")
+            os.chmod(os.path.join(www, name), 0o755)
+        os.chmod(www, 0o755)
+        first = self.apply("""\
+            kind: Site
+            name: portal
+            physicalPath: www/rev1
+            bindings: [http://*:8081]
+            """)
+        wait_for(lambda: all(n["revision"] == first and not n["problem"]
+                             for n in self.nodes().values()) and len(self.nodes()) == 3,
+                 WAIT_TIMEOUT, "every node serving revision %d" % first)
+        for node in NODES:
+            self.assertEqual(self.page(node), "rev1", node)
+            # The node's cache holds the revision (atomic file: header line, then the JSON).
+            with open(os.path.join(self.agents[node].state_dir, "shared-config"), "rb") as cache:
+                self.assertTrue(cache.readline().startswith(b"clusweb-file 1 "))
+                self.assertEqual(json.loads(cache.read())["revision"], first)
+
+        # n2's own manifests gain a site "blog"; revision 2 brings a shared "blog" too: n2
+        # cannot take it, keeps serving revision 1 and says why; the others serve revision 2.
+        n2 = self.agents["n2"]
+        with open(n2.web_config, "a") as own:
+            own.write("---\nkind: Site\nname: blog\nphysicalPath: %s\n"
+                      "bindings: [http://*:8081/blog.example.com]\n"
+                      % os.path.join(www, "n2-blog"))
+        second = self.apply("""\
+            kind: Site
+            name: portal
+            physicalPath: www/rev2
+            bindings: [http://*:8081]
+            ---
+            kind: Site
+            name: blog
+            physicalPath: www/rev2
+            bindings: [http://*:8081/blog.example.com]
+            """)
+
+        def reported():
+            nodes = self.nodes()
+            done = (nodes["n1"]["revision"] == second and nodes["n3"]["revision"] == second
+                    and nodes["n2"]["latest"] == second and nodes["n2"]["problem"])
+            return nodes if done else None
+        nodes = wait_for(reported, WAIT_TIMEOUT, "revision %d on n1 and n3, n2 saying why not"
+                         % second)
+        self.assertEqual(nodes["n2"]["revision"], first)
+        self.assertIn("Site \"blog\": also defined by this node", nodes["n2"]["problem"])
+        self.assertEqual(self.page("n1"), "rev2")
+        self.assertEqual(self.page("n3", host="blog.example.com"), "rev2")
+        self.assertEqual(self.page("n2"), "rev1")
+        self.assertEqual(self.page("n2", host="blog.example.com"), "n2-blog")
+        status = subprocess.run([BIN, "config", "status", "--run-dir", n2.run_dir],
+                                capture_output=True, text=True, check=False)
+        self.assertEqual(status.returncode, 0, status.stderr)
+        self.assertIn("revision: %d" % second, status.stdout)
+        self.assertRegex(status.stdout, r"n2\s+up\s+%d\s+.*also defined by this node" % first)
 
 
 class EtcdLeaderLossTest(NetnsClusterBase):

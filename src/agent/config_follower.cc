@@ -1,0 +1,196 @@
+#include "agent/config_follower.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <utility>
+
+#include "base/atomic_file.h"
+#include "base/log.h"
+#include "config/shared_config.h"
+#include "resources/web_admin.h"
+
+namespace clusweb::agent {
+namespace {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+std::shared_ptr<spdlog::logger> log_() { return logger("agent"); }
+
+// How long one reload may take, and how long the web service may take to come up (it starts
+// after the agent has read the store) before the node reports it unreachable.
+constexpr milliseconds kReloadTimeout{10'000};
+constexpr milliseconds kWebStartWait{30'000};
+
+// Waits `delay`; false once `stop` is requested.
+asio::awaitable<bool> pause(const asio::any_io_executor& executor, milliseconds delay,
+                            const std::stop_token& stop) {
+  if (stop.stop_requested()) co_return false;
+  asio::steady_timer timer(executor, delay);
+  const std::stop_callback cancel(stop, [&timer] { timer.cancel(); });
+  co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  co_return !stop.stop_requested();
+}
+
+}  // namespace
+
+std::string encode(const NodeConfigStatus& status) {
+  return json{{"node", status.node},
+              {"revision", status.revision},
+              {"latest", status.latest},
+              {"problem", status.problem}}
+      .dump();
+}
+
+std::optional<NodeConfigStatus> decode_node_config_status(std::string_view text) {
+  json object = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!object.is_object()) return std::nullopt;
+  NodeConfigStatus status;
+  try {
+    status.node = object.at("node").get<std::string>();
+    status.revision = object.at("revision").get<std::int64_t>();
+    status.latest = object.at("latest").get<std::int64_t>();
+    status.problem = object.at("problem").get<std::string>();
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+  return status;
+}
+
+ConfigFollower::ConfigFollower(asio::any_io_executor executor, store::Store& store,
+                               ConfigFollowerOptions options)
+    : executor_(std::move(executor)), store_(store), options_(std::move(options)) {}
+
+asio::awaitable<void> ConfigFollower::run(std::stop_token stop) {
+  milliseconds delay = options_.retry;
+  bool warned = false;
+  auto failed = [&](const std::string& what) -> asio::awaitable<bool> {
+    if (!warned) {
+      log_()->warn(
+          "shared configuration: {}; the web service keeps what its cache holds; "
+          "retrying",
+          what);
+      warned = true;
+    }
+    const bool go_on = co_await pause(executor_, delay, stop);
+    delay = std::min(delay * 2, options_.max_retry);
+    co_return go_on;
+  };
+  while (!stop.stop_requested()) {
+    Result<store::RangeResult> read = co_await store_.range(store::Range(options_.config_key));
+    if (!read.ok()) {
+      const std::string what = "cannot read the store: " + read.error().describe();
+      if (!co_await failed(what)) co_return;
+      continue;
+    }
+    if (read->kvs.empty()) {
+      // Nothing shared yet: an empty configuration is revision 0 of nothing; a cache from an
+      // earlier cluster life stays until a revision replaces it.
+      if (published_.empty()) {
+        // Named first: GCC 12 mishandles braced temporaries inside co_await expressions.
+        NodeConfigStatus nothing{options_.node, 0, 0, ""};
+        co_await publish(std::move(nothing));
+      }
+    } else {
+      co_await bring(read->kvs.front().mod_revision, read->kvs.front().value, stop);
+    }
+    store::WatchOptions watch_options(options_.config_key);
+    watch_options.start_revision = read->revision + 1;
+    Result<std::unique_ptr<store::Watch>> watch = co_await store_.watch(watch_options);
+    if (!watch.ok()) {
+      const std::string what = "cannot watch the store: " + watch.error().describe();
+      if (!co_await failed(what)) co_return;
+      continue;
+    }
+    warned = false;
+    delay = options_.retry;
+    store::Watch& changes = **watch;
+    const std::stop_callback cancel(stop, [&changes] { changes.cancel(); });
+    while (!stop.stop_requested()) {
+      Result<store::WatchBatch> batch = co_await changes.next();
+      if (!batch.ok()) break;  // read again and watch from there
+      for (const store::WatchEvent& event : batch->events) {
+        if (event.type == store::WatchEvent::Type::kPut) {
+          co_await bring(event.kv.mod_revision, event.kv.value, stop);
+        } else {
+          const std::string empty = config::encode_shared_config(config::SharedConfig{});
+          co_await bring(event.kv.mod_revision, empty, stop);
+        }
+      }
+    }
+  }
+}
+
+asio::awaitable<void> ConfigFollower::bring(std::int64_t revision, const std::string& value,
+                                            const std::stop_token& stop) {
+  NodeConfigStatus status{options_.node, 0, revision, ""};
+  Result<config::SharedConfig> shared = config::decode_shared_config(
+      value, fmt::format("{} at revision {}", options_.config_key, revision));
+  if (!shared.ok()) {
+    status.problem = shared.error().describe();
+    log_()->error("shared configuration revision {} is unreadable: {}", revision, status.problem);
+    co_await publish(std::move(status));
+    co_return;
+  }
+  shared->revision = revision;
+  if (Status written = config::write_shared_config_cache(os_file_system(), options_.cache, *shared);
+      !written.ok()) {
+    status.problem = "cannot write the cache: " + written.error().describe();
+    log_()->error("shared configuration revision {}: {}", revision, status.problem);
+    co_await publish(std::move(status));
+    co_return;
+  }
+  log_()->info("shared configuration revision {} cached in {}", revision, options_.cache.string());
+  if (options_.web_socket.empty()) {
+    status.problem = "no web service on this node (start the agent with --web-config)";
+    co_await publish(std::move(status));
+    co_return;
+  }
+  const resources::WebAdmin web(executor_, options_.web_socket, stop);
+  const auto give_up = std::chrono::steady_clock::now() + kWebStartWait;
+  milliseconds delay = options_.retry;
+  while (true) {
+    Result<resources::SharedConfigInfo> reloaded =
+        co_await web.reload(std::chrono::steady_clock::now() + kReloadTimeout);
+    if (reloaded.ok()) {
+      status.revision = reloaded->revision;
+      status.problem = reloaded->problem;
+      break;
+    }
+    const bool unreachable = reloaded.error().code == resources::kAdminUnreachable;
+    if (!unreachable || std::chrono::steady_clock::now() >= give_up) {
+      status.problem = "the web service did not reload: " + reloaded.error().message;
+      break;
+    }
+    if (!co_await pause(executor_, delay, stop)) co_return;
+    delay = std::min(delay * 2, options_.max_retry);
+  }
+  if (status.problem.empty()) {
+    log_()->info("shared configuration revision {} served", status.revision);
+  } else {
+    log_()->error("shared configuration revision {} not served (serving {}): {}", revision,
+                  status.revision, status.problem);
+  }
+  co_await publish(std::move(status));
+}
+
+asio::awaitable<void> ConfigFollower::publish(NodeConfigStatus status) {
+  std::string value = encode(status);
+  if (value == published_) co_return;
+  Result<store::PutResult> put = co_await store_.put(store::Put(options_.status_key, value));
+  if (!put.ok()) {
+    // The next revision (or the next start) publishes again.
+    log_()->warn("cannot publish the configuration status: {}", put.error().describe());
+    co_return;
+  }
+  published_ = std::move(value);
+}
+
+}  // namespace clusweb::agent

@@ -1,0 +1,65 @@
+#pragma once
+
+// Brings the cluster's shared web configuration to this node (ARCHITECTURE.md, "Shared
+// configuration"): follows config/web in the store, writes each revision to the node's
+// read-only cache (config/shared_config.h, atomically), tells the web service to reload, and
+// publishes what the node serves under config-status/<node>. The web service reads the cache
+// itself at start, so a node that cannot reach the store serves what its cache holds.
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <stop_token>
+#include <string>
+
+#include "store/store.h"
+
+namespace clusweb::agent {
+
+struct ConfigFollowerOptions {
+  std::string node;
+  std::string config_key;  // StoreKeys::config_web()
+  std::string status_key;  // StoreKeys::config_status(node)
+  std::filesystem::path cache;
+  std::string web_socket;  // the web service's admin socket; "" = no web service here
+  // Pause after a store or web service failure, doubling up to the maximum.
+  std::chrono::milliseconds retry{200};
+  std::chrono::milliseconds max_retry{5000};
+};
+
+// What config-status/<node> holds (JSON: {"node", "revision", "latest", "problem"}).
+struct NodeConfigStatus {
+  std::string node;
+  std::int64_t revision = 0;  // served by the web service; 0 = none
+  std::int64_t latest = 0;    // the newest revision this node has seen in the store
+  std::string problem;        // why `latest` is not served; "" when it is
+};
+std::string encode(const NodeConfigStatus& status);
+// nullopt for a value that is not one.
+std::optional<NodeConfigStatus> decode_node_config_status(std::string_view text);
+
+class ConfigFollower {
+ public:
+  ConfigFollower(boost::asio::any_io_executor executor, store::Store& store,
+                 ConfigFollowerOptions options);
+
+  // Runs until `stop`: reads config/web, then watches it. Store failures are retried; the
+  // cache and the web service keep what they have meanwhile.
+  boost::asio::awaitable<void> run(std::stop_token stop);
+
+ private:
+  // Writes revision `revision` (value `value`) to the cache, reloads the web service and
+  // publishes the outcome.
+  boost::asio::awaitable<void> bring(std::int64_t revision, const std::string& value,
+                                     const std::stop_token& stop);
+  boost::asio::awaitable<void> publish(NodeConfigStatus status);
+
+  boost::asio::any_io_executor executor_;
+  store::Store& store_;
+  ConfigFollowerOptions options_;
+  std::string published_;  // the last status written
+};
+
+}  // namespace clusweb::agent
