@@ -367,7 +367,10 @@ def partition_trial(system, kind):
     client = Probe(system.net, "client", system.vip)
     nodes = {node: Probe(system.net, node, system.vip) for node in NODES}
     try:
-        time.sleep(0.5)  # every probe running before the partition
+        # Every probe answered once before the partition starts.
+        for probe in [client, *nodes.values()]:
+            wait_for(lambda p=probe: p.since(0.0), ANSWER_TIMEOUT,
+                     "the probe in %s to report" % probe.namespace)
         cut = time.monotonic()
         getattr(system.net, how)(owner)
         taken = wait_for(lambda: client.first(cut, lambda s: ok(s) and s.body != owner),
@@ -379,7 +382,7 @@ def partition_trial(system, kind):
     finally:
         for probe in [client, *nodes.values()]:
             probe.stop()
-    runs = {node: serving_runs(probe.since(cut - 0.5), node) for node, probe in nodes.items()}
+    runs = {node: serving_runs(probe.since(0.0), node) for node, probe in nodes.items()}
     overlap = overlap_seconds(runs)
     longest, total = unreachable(client.since(healed), healed, healed + HEAL_WINDOW)
     answered_by = sorted({s.body for s in client.since(healed + HEAL_WINDOW - 1.0) if ok(s)})

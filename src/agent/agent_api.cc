@@ -432,7 +432,7 @@ struct AgentApi::Impl {
     // before, and every check (listeners and hosts, pools named by applications) sees all.
     json whole = json::parse(config::encode_shared_config(*current));
     WebChange change;
-    std::vector<std::string> requested;
+    std::vector<std::pair<std::string, std::string>> requested;  // (kind, name)
     for (const auto& [field, kind] : {std::pair{"sites", "site"}, {"pools", "pool"}}) {
       if (!web.contains(field)) continue;
       if (!web[field].is_array()) return make_error("\"web.{}\" must be an array", field);
@@ -441,7 +441,7 @@ struct AgentApi::Impl {
           return make_error("every entry of \"web.{}\" must be an object with a name", field);
         }
         const std::string name = object["name"].get<std::string>();
-        requested.push_back(fmt::format("{}/{}", kind, name));
+        requested.emplace_back(kind, name);
         json& list = whole[field];
         auto same = std::find_if(list.begin(), list.end(),
                                  [&](const json& stored) { return stored["name"] == name; });
@@ -455,21 +455,16 @@ struct AgentApi::Impl {
     Result<config::SharedConfig> merged =
         config::decode_shared_config(whole.dump(), "the shared configuration");
     if (!merged.ok()) return make_error("{}", merged.error().message);
-    for (const std::string& label : requested) {
-      const std::string kind = label.substr(0, label.find('/'));
-      const std::string name = label.substr(label.find('/') + 1);
-      bool existed = false;
-      bool same = false;
-      if (kind == "site") {
-        auto it = current->config.sites.find(name);
-        existed = it != current->config.sites.end();
-        same = existed && it->second == merged->config.sites.at(name);
-      } else {
-        auto it = current->config.pools.find(name);
-        existed = it != current->config.pools.end();
-        same = existed && it->second == merged->config.pools.at(name);
-      }
-      (existed ? (same ? change.unchanged : change.changed) : change.created).push_back(label);
+    auto classify = [&](const auto& before, const auto& after, const std::string& name) {
+      auto it = before.find(name);
+      if (it == before.end()) return &change.created;
+      return it->second == after.at(name) ? &change.unchanged : &change.changed;
+    };
+    for (const auto& [kind, name] : requested) {
+      std::vector<std::string>* list =
+          kind == "site" ? classify(current->config.sites, merged->config.sites, name)
+                         : classify(current->config.pools, merged->config.pools, name);
+      list->push_back(fmt::format("{}/{}", kind, name));
     }
     const std::string value = config::encode_shared_config({0, merged->config});
     if (change.created.empty() && change.changed.empty()) return change;

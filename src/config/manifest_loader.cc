@@ -22,6 +22,34 @@
 #include "config/manifest_reader.h"
 
 namespace clusweb::config {
+
+// ---------------------------------------------------------------------------------------------
+// Filesystem checks (LoadOptions::check_filesystem).
+
+std::optional<std::string> directory_problem(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) {
+    if (errno == ENOENT) return fmt::format("directory \"{}\" does not exist", path);
+    return fmt::format("directory \"{}\": {}", path, std::strerror(errno));
+  }
+  if (!S_ISDIR(info.st_mode)) return fmt::format("\"{}\" is not a directory", path);
+  return std::nullopt;
+}
+
+std::optional<std::string> file_problem(const std::string& path, int access_mode) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) {
+    if (errno == ENOENT) return fmt::format("file \"{}\" does not exist", path);
+    return fmt::format("file \"{}\": {}", path, std::strerror(errno));
+  }
+  if (!S_ISREG(info.st_mode)) return fmt::format("\"{}\" is not a regular file", path);
+  if (::access(path.c_str(), access_mode) != 0) {
+    return fmt::format("file \"{}\" is not {}", path,
+                       access_mode == X_OK ? "executable" : "readable");
+  }
+  return std::nullopt;
+}
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -390,34 +418,6 @@ void check_references(const WebConfig& config, bool pools_complete, Problems& pr
     }
     same_port.push_back(claim);
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Filesystem checks (LoadOptions::check_filesystem).
-
-std::optional<std::string> directory_problem(const std::string& path) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) {
-    if (errno == ENOENT) return fmt::format("directory \"{}\" does not exist", path);
-    return fmt::format("directory \"{}\": {}", path, std::strerror(errno));
-  }
-  if (!S_ISDIR(info.st_mode)) return fmt::format("\"{}\" is not a directory", path);
-  return std::nullopt;
-}
-
-// `access_mode` is R_OK or X_OK.
-std::optional<std::string> file_problem(const std::string& path, int access_mode) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) {
-    if (errno == ENOENT) return fmt::format("file \"{}\" does not exist", path);
-    return fmt::format("file \"{}\": {}", path, std::strerror(errno));
-  }
-  if (!S_ISREG(info.st_mode)) return fmt::format("\"{}\" is not a regular file", path);
-  if (::access(path.c_str(), access_mode) != 0) {
-    return fmt::format("file \"{}\" is not {}", path,
-                       access_mode == X_OK ? "executable" : "readable");
-  }
-  return std::nullopt;
 }
 
 // ---------------------------------------------------------------------------------------------

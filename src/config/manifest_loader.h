@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,12 @@ struct LoadOptions {
   // certificates readable, commands executable): for text that came over the wire.
   bool check_filesystem = true;
 };
+
+// The filesystem checks of LoadOptions::check_filesystem, as "directory \"PATH\" does not
+// exist" and the like; nullopt when `path` is a directory, or a regular file with
+// `access_mode` (R_OK or X_OK) for this process.
+std::optional<std::string> directory_problem(const std::string& path);
+std::optional<std::string> file_problem(const std::string& path, int access_mode);
 
 // Reads each path: a file, or a directory whose *.yaml and *.yml entries (not hidden, not
 // recursive) are read in name order. Fails on the first unreadable path, naming it.

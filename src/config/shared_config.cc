@@ -1,11 +1,8 @@
 #include "config/shared_config.h"
 
 #include <fmt/format.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <nlohmann/json.hpp>
 #include <utility>
 #include <vector>
@@ -24,29 +21,17 @@ std::string shared_location(const SourceLocation& where, std::int64_t revision) 
   return fmt::format("{}(shared configuration revision {})", origin, revision);
 }
 
+// The loader's checks, said of this node (the object was checked where it was applied).
 std::optional<std::string> missing_directory(const std::string& path) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) {
-    return fmt::format("directory \"{}\" {}", path,
-                       errno == ENOENT ? "does not exist on this node" : std::strerror(errno));
-  }
-  if (!S_ISDIR(info.st_mode)) return fmt::format("\"{}\" is not a directory", path);
-  return std::nullopt;
+  auto problem = directory_problem(path);
+  if (problem) *problem += " on this node";
+  return problem;
 }
 
-// `access_mode` is R_OK or X_OK.
 std::optional<std::string> missing_file(const std::string& path, int access_mode) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) {
-    return fmt::format("file \"{}\" {}", path,
-                       errno == ENOENT ? "does not exist on this node" : std::strerror(errno));
-  }
-  if (!S_ISREG(info.st_mode)) return fmt::format("\"{}\" is not a regular file", path);
-  if (::access(path.c_str(), access_mode) != 0) {
-    return fmt::format("file \"{}\" is not {}", path,
-                       access_mode == X_OK ? "executable" : "readable");
-  }
-  return std::nullopt;
+  auto problem = file_problem(path, access_mode);
+  if (problem) *problem += " on this node";
+  return problem;
 }
 
 // What a shared object needs on this node's filesystem, as "field: problem".
@@ -140,30 +125,22 @@ Result<WebConfig> merge_shared_config(WebConfig local, const SharedConfig& share
                                    shared_location(object.where, shared.revision), kind,
                                    object.name, message));
   };
-  for (const auto& [name, site] : shared.config.sites) {
-    if (auto mine = local.sites.find(name); mine != local.sites.end()) {
-      add("Site", site,
-          fmt::format("also defined by this node, at {}", mine->second.where.describe()));
-      continue;
-    }
-    if (check_filesystem) {
-      for (const std::string& problem : filesystem_problems(site)) add("Site", site, problem);
-    }
-    local.sites.emplace(name, site);
-  }
-  for (const auto& [name, pool] : shared.config.pools) {
-    if (auto mine = local.pools.find(name); mine != local.pools.end()) {
-      add("ApplicationPool", pool,
-          fmt::format("also defined by this node, at {}", mine->second.where.describe()));
-      continue;
-    }
-    if (check_filesystem) {
-      for (const std::string& problem : filesystem_problems(pool)) {
-        add("ApplicationPool", pool, problem);
+  // Adds the shared objects of one kind to the node's own, unless the node defines the name.
+  auto merge = [&](const std::string& kind, auto& mine, const auto& theirs) {
+    for (const auto& [name, object] : theirs) {
+      if (auto own = mine.find(name); own != mine.end()) {
+        add(kind, object,
+            fmt::format("also defined by this node, at {}", own->second.where.describe()));
+        continue;
       }
+      if (check_filesystem) {
+        for (const std::string& problem : filesystem_problems(object)) add(kind, object, problem);
+      }
+      mine.emplace(name, object);
     }
-    local.pools.emplace(name, pool);
-  }
+  };
+  merge("Site", local.sites, shared.config.sites);
+  merge("ApplicationPool", local.pools, shared.config.pools);
   if (problems.empty()) {
     // Cross-references over the whole: listeners and hosts claimed twice, pools named by
     // applications.
