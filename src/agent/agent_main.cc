@@ -8,6 +8,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -165,8 +166,10 @@ int run_agent(const AgentRunOptions& options) {
                          liveness_options);
 
   const std::string web_socket = (std::filesystem::path(options.run_dir) / "web.sock").string();
+  // In the state folder: it outlives a reboot, so a node that comes up without the store
+  // knows which of its sites it must not start by itself.
   const std::string clustered_sites =
-      (std::filesystem::path(options.run_dir) / "clustered-sites").string();
+      (std::filesystem::path(options.state_dir) / "clustered-sites").string();
   const std::string shared_config_cache =
       (std::filesystem::path(options.state_dir) / "shared-config").string();
   std::unique_ptr<WebSupervisor> web;
@@ -208,7 +211,9 @@ int run_agent(const AgentRunOptions& options) {
   agent_options.node = node;
   agent_options.ttl = options.ttl;
   agent_options.clustered_sites_file = clustered_sites;
+  bool loaded = false;
   agent_options.loaded = [&] {
+    loaded = true;
     if (web) web->start();
   };
   Agent agent(io.get_executor(), *store, liveness, factory, clock, agent_options);
@@ -266,6 +271,30 @@ int run_agent(const AgentRunOptions& options) {
       io.stop();
     }
   };
+  // Without the store for `store_wait`: the web service starts from the node's cache, with the
+  // clustered sites held back as the agent last wrote them (they serve only with permits,
+  // which need the store anyway). The agent carries on trying; the follower reloads the web
+  // service when the store answers.
+  asio::steady_timer store_wait(io, options.store_wait);
+  if (web) {
+    store_wait.async_wait([&](boost::system::error_code wait_ec) {
+      if (wait_ec || loaded || shutting_down) return;
+      std::error_code exists_ec;
+      if (!std::filesystem::exists(clustered_sites, exists_ec)) {
+        log_()->error(
+            "the store has not answered for {} ms and this node has never read it (no {}): "
+            "the web service waits for the store, since it cannot know which sites are "
+            "clustered",
+            options.store_wait.count(), clustered_sites);
+        return;
+      }
+      log_()->warn(
+          "the store has not answered for {} ms: starting the web service from this node's "
+          "cache ({}); clustered sites stay stopped until the store answers",
+          options.store_wait.count(), shared_config_cache);
+      web->start();
+    });
+  }
   log_()->info("agent starting node={} cluster={} store={} ttl={}s", node, options.cluster,
                options.store, options.ttl.count());
   asio::co_spawn(io, start(), asio::detached);

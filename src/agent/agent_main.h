@@ -24,6 +24,10 @@ struct AgentRunOptions {
   std::string run_dir = "/run/clusweb";
   std::string state_dir = "/var/lib/clusweb";
   std::chrono::seconds ttl{2};
+  // How long the agent waits for the store before it starts its web service from the node's
+  // cache (the shared configuration and the clustered sites as last seen). Never without
+  // knowing which sites are clustered: a node that has not yet reached the store waits.
+  std::chrono::milliseconds store_wait{5000};
   // Manifests of the web service this agent runs (`clusweb web -f` each);
   // empty = the agent does not run the web service (it runs elsewhere).
   std::vector<std::string> web_config;

@@ -61,8 +61,17 @@ void add_agent_commands(CLI::App& root, int& exit_code, const std::string& execu
       ->capture_default_str();
   agent->add_option("--web-config", options->web_config,
                     "run the web service with these manifests (repeatable)");
-  agent->callback([options, ttl, &exit_code] {
+  auto store_wait = std::make_shared<std::string>("5s");
+  agent
+      ->add_option("--store-wait", *store_wait,
+                   "how long to wait for the store before the web service starts from the "
+                   "node's cache")
+      ->capture_default_str();
+  agent->callback([options, ttl, store_wait, &exit_code] {
     check_ttl(*ttl, *options);
+    auto wait = parse_duration(*store_wait);
+    if (!wait.ok()) throw CLI::ValidationError("--store-wait", wait.error().describe());
+    options->store_wait = *wait;
     if (!set_log_level(options->log_level)) {
       throw CLI::ValidationError("--log-level", "unknown level " + options->log_level);
     }

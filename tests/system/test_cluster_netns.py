@@ -255,6 +255,56 @@ class SharedConfigTest(NetnsClusterBase):
         self.assertRegex(status.stdout, r"n2\s+up\s+%d\s+.*also defined by this node" % first)
 
 
+    def test_with_etcd_stopped_nodes_keep_serving_and_a_restarted_node_serves_from_its_cache(
+            self):
+        www = os.path.join(self.cluster.dir, "www")
+        os.makedirs(os.path.join(www, "rev1"))
+        write_file(os.path.join(www, "rev1", "index.html"), "rev1\n")
+        for path in (www, os.path.join(www, "rev1")):
+            os.chmod(path, 0o755)
+        first = self.apply("""\
+            kind: Site
+            name: portal
+            physicalPath: www/rev1
+            bindings: [http://*:8081]
+            """)
+        wait_for(lambda: len(self.nodes()) == 3 and all(
+            n["revision"] == first and not n["problem"] for n in self.nodes().values()),
+            WAIT_TIMEOUT, "every node serving revision %d" % first)
+
+        for member in self.etcd.MEMBERS:
+            self.etcd.kill(member)
+        # Several TTLs without the store: n1 fences the clustered group, every node keeps
+        # serving the shared site.
+        assert_holds(lambda: all(self.page(node) == "rev1" for node in NODES), 3 * self.ttl,
+                     "every node serving the shared site without etcd")
+
+        # n2 restarts while the store is gone: after --store-wait it serves from its cache,
+        # with the clustered site "shop" held back.
+        n2 = self.agents["n2"]
+        n2.kill_node()
+        self.assertIsNone(self.page("n2"))
+        with open(n2.log_path, "ab") as log:
+            n2.proc = n2.spawn(n2.command(), stdin=subprocess.DEVNULL, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: self.page("n2") == "rev1", WAIT_TIMEOUT,
+                 "n2 serving revision %d from its cache" % first)
+        self.assertIn("starting the web service from this node's cache", n2.log())
+        sites = subprocess.run([BIN, "site", "list", "--run-dir", n2.run_dir, "-o", "json"],
+                               capture_output=True, text=True, check=False)
+        self.assertEqual(sites.returncode, 0, sites.stderr)
+        states = {site["name"]: site["state"] for site in json.loads(sites.stdout)["sites"]}
+        self.assertEqual(states, {"portal": "Started", "shop": "Stopped"})
+
+        # The store comes back (same data): n2 joins again and reports the revision it serves.
+        self.etcd.start()
+        wait_for(lambda: n2.cluster().get("joined"), WAIT_TIMEOUT, "n2 to join again")
+        wait_for(lambda: self.nodes()["n2"]["revision"] == first
+                 and not self.nodes()["n2"]["problem"], WAIT_TIMEOUT,
+                 "n2 reporting revision %d" % first)
+        self.assertEqual(self.page("n2"), "rev1")
+
+
 class EtcdLeaderLossTest(NetnsClusterBase):
     # A leader change stalls etcd for 0.6-0.85 s at heartbeat 50 ms / election 500 ms (more
     # on a loaded machine); renewals must get through within TTL - margin - one interval, which
