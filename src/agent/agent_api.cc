@@ -4,10 +4,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "agent/config_follower.h"
+#include "agent/config_api.h"
 #include "base/api_server.h"
 #include "cluster/store_keys.h"
-#include "config/shared_config.h"
 
 namespace clusweb::agent {
 
@@ -16,11 +15,6 @@ using cluster::StoreKeys;
 using nlohmann::json;
 
 namespace {
-
-ApiReply ok_reply(const json& body) { return ApiReply{200, body.dump()}; }
-ApiReply error_reply(int status, std::string message) {
-  return ApiReply{status, json{{"error", std::move(message)}}.dump()};
-}
 
 uint64_t number_or(const std::map<std::string, std::string>& query, const std::string& name,
                    uint64_t fallback) {
@@ -47,6 +41,7 @@ struct AgentApi::Impl {
             }) {}
 
   Agent& agent;
+  ConfigApi config{agent};
   ApiServer server;
 
   const StoreKeys& keys() const { return agent.keys(); }
@@ -217,7 +212,7 @@ struct AgentApi::Impl {
                                                   number_or(target.query, "limit", 100))}});
     }
     if (parts[1] == "apply" && parts.size() == 2 && post) co_return co_await apply(body);
-    if (parts[1] == "config" && parts.size() == 2 && get) co_return config_json();
+    if (parts[1] == "config") co_return co_await config.handle(request, body);
     if (parts[1] != "groups" || parts.size() < 3) {
       co_return error_reply(get || post ? 404 : 405, "no such endpoint");
     }
@@ -318,12 +313,14 @@ struct AgentApi::Impl {
     std::vector<store::Compare> compare;
     std::vector<store::Operation> writes;
     std::vector<Change> changes;
+    json config_diff = json::array();
     if (body.contains("web")) {
-      Result<WebChange> web = web_change(body["web"]);
+      Result<ConfigApi::WebChange> web = config.web_change(body["web"]);
       if (!web.ok()) co_return error_reply(400, web.error().message);
       for (auto& name : web->created) created.push_back(std::move(name));
       for (auto& name : web->changed) changed.push_back(std::move(name));
       for (auto& name : web->unchanged) unchanged.push_back(std::move(name));
+      config_diff = std::move(web->diff);
       if (web->write) {
         compare.push_back(std::move(web->compare));
         writes.emplace_back(std::move(*web->write));
@@ -347,7 +344,10 @@ struct AgentApi::Impl {
       }
       writes.emplace_back(store::Put(key, value));
     }
-    json answer = {{"created", created}, {"changed", changed}, {"unchanged", unchanged}};
+    json answer = {{"created", created},
+                   {"changed", changed},
+                   {"unchanged", unchanged},
+                   {"configDiff", std::move(config_diff)}};
     if (body.value("dryRun", false) || writes.empty()) co_return ok_reply(answer);
     for (const cluster::GroupSpec& spec : specs) {
       for (const auto& [list, what] : {std::pair{&created, "created"}, {&changed, "changed"}}) {
@@ -362,121 +362,6 @@ struct AgentApi::Impl {
     co_return co_await write(
         std::move(txn), std::move(answer), std::move(changes),
         "a group or the shared configuration changed meanwhile; nothing was applied; apply again");
-  }
-
-  // GET /v1/config: the shared configuration's revision, its sites and pools, and what each
-  // node serves of it.
-  ApiReply config_json() const {
-    Result<config::SharedConfig> stored = stored_config();
-    if (!stored.ok()) {
-      return error_reply(
-          500, "the stored shared configuration cannot be read: " + stored.error().describe());
-    }
-    json sites = json::array(), pools = json::array(), nodes = json::array();
-    for (const auto& [name, site] : stored->config.sites) sites.push_back(name);
-    for (const auto& [name, pool] : stored->config.pools) pools.push_back(name);
-    std::set<std::string> names;
-    for (const auto& [key, kv] : snapshot()) {
-      for (const std::string& prefix : {keys().nodes(), keys().config_statuses()}) {
-        if (auto name = cluster::StoreKeys::name_under(prefix, key)) names.emplace(*name);
-      }
-    }
-    for (const std::string& name : names) {
-      json node = {{"node", name},
-                   {"up", find(keys().node(name)) != nullptr},
-                   {"revision", 0},
-                   {"latest", 0},
-                   {"problem", "nothing reported yet"}};
-      if (const store::KeyValue* reported = find(keys().config_status(name))) {
-        if (auto status = decode_node_config_status(reported->value)) {
-          node["revision"] = status->revision;
-          node["latest"] = status->latest;
-          node["problem"] = status->problem;
-        }
-      }
-      nodes.push_back(std::move(node));
-    }
-    return ok_reply(
-        {{"revision", stored->revision}, {"sites", sites}, {"pools", pools}, {"nodes", nodes}});
-  }
-
-  // The shared configuration as the store holds it (revision 0 and nothing when absent).
-  Result<config::SharedConfig> stored_config() const {
-    const store::KeyValue* current = find(keys().config_web());
-    if (current == nullptr) return config::SharedConfig{};
-    Result<config::SharedConfig> shared =
-        config::decode_shared_config(current->value, keys().config_web());
-    if (shared.ok()) shared->revision = current->mod_revision;
-    return shared;
-  }
-
-  // What applying sites and pools ({"sites": [...], "pools": [...]}, the JSON form of
-  // docs/configuration.md) does to the shared configuration: objects named like stored ones
-  // replace them, the others are added; the whole must hold together.
-  struct WebChange {
-    std::vector<std::string> created, changed, unchanged;  // "site/NAME", "pool/NAME"
-    std::optional<store::Put> write;                       // none when nothing changes
-    store::Compare compare = store::Compare::absent("");
-    std::string summary;
-  };
-  Result<WebChange> web_change(const json& web) const {
-    if (!web.is_object()) {
-      return make_error("\"web\" must be {{\"sites\": [...], \"pools\": [...]}}");
-    }
-    Result<config::SharedConfig> current = stored_config();
-    if (!current.ok()) {
-      return make_error("the stored shared configuration cannot be read: {}",
-                        current.error().describe());
-    }
-    // Merged by name in the JSON form, then decoded as a whole: a site may use a pool stored
-    // before, and every check (listeners and hosts, pools named by applications) sees all.
-    json whole = json::parse(config::encode_shared_config(*current));
-    WebChange change;
-    std::vector<std::pair<std::string, std::string>> requested;  // (kind, name)
-    for (const auto& [field, kind] : {std::pair{"sites", "site"}, {"pools", "pool"}}) {
-      if (!web.contains(field)) continue;
-      if (!web[field].is_array()) return make_error("\"web.{}\" must be an array", field);
-      for (const json& object : web[field]) {
-        if (!object.is_object() || !object.contains("name") || !object["name"].is_string()) {
-          return make_error("every entry of \"web.{}\" must be an object with a name", field);
-        }
-        const std::string name = object["name"].get<std::string>();
-        requested.emplace_back(kind, name);
-        json& list = whole[field];
-        auto same = std::find_if(list.begin(), list.end(),
-                                 [&](const json& stored) { return stored["name"] == name; });
-        if (same == list.end()) {
-          list.push_back(object);
-        } else {
-          *same = object;
-        }
-      }
-    }
-    Result<config::SharedConfig> merged =
-        config::decode_shared_config(whole.dump(), "the shared configuration");
-    if (!merged.ok()) return make_error("{}", merged.error().message);
-    auto classify = [&](const auto& before, const auto& after, const std::string& name) {
-      auto it = before.find(name);
-      if (it == before.end()) return &change.created;
-      return it->second == after.at(name) ? &change.unchanged : &change.changed;
-    };
-    for (const auto& [kind, name] : requested) {
-      std::vector<std::string>* list =
-          kind == "site" ? classify(current->config.sites, merged->config.sites, name)
-                         : classify(current->config.pools, merged->config.pools, name);
-      list->push_back(fmt::format("{}/{}", kind, name));
-    }
-    const std::string value = config::encode_shared_config({0, merged->config});
-    if (change.created.empty() && change.changed.empty()) return change;
-    change.write = store::Put(keys().config_web(), value);
-    change.compare = current->revision == 0
-                         ? store::Compare::absent(keys().config_web())
-                         : store::Compare::mod_revision_is(
-                               keys().config_web(), store::Compare::Op::kEqual, current->revision);
-    std::vector<std::string> touched = change.created;
-    touched.insert(touched.end(), change.changed.begin(), change.changed.end());
-    change.summary = fmt::format("shared configuration: {} applied", fmt::join(touched, ", "));
-    return change;
   }
 
   json events_after(uint64_t after, uint64_t limit) const {

@@ -8,7 +8,9 @@
 //   POST /v1/groups/NAME                   {"spec": {...}, "revision": N?} create or replace
 //   POST /v1/groups/NAME/delete|online|offline
 //   POST /v1/groups/NAME/move              {"node": "n2"} or {} for any other node
-//   POST /v1/apply                         {"groups": [...], "dryRun": bool}, one transaction
+//   POST /v1/apply                         {"groups": [...], "web": {...}?, "dryRun": bool},
+//                                          one transaction; answers what changes ("configDiff")
+//   /v1/config...                          the shared web configuration (agent/config_api.h)
 //   GET  /v1/events?after=SEQ&limit=N      the store's event log
 //   GET  /v1/events?follow=1&after=SEQ     the same as a stream, one JSON object per line
 

@@ -16,6 +16,7 @@
 #include "base/duration.h"
 #include "cli/admin_client.h"
 #include "cli/command_support.h"
+#include "cli/config_commands.h"
 #include "cluster/store_keys.h"
 #include "config/group_manifest.h"
 #include "config/manifest_loader.h"
@@ -462,8 +463,9 @@ int follow_events(const ClusterCommand& command, AdminClient& client, std::ostre
                        format_event_line, out, err);
 }
 
-int apply(const ClusterCommand& command, AdminClient& client, std::ostream& out,
-          std::ostream& err) {
+// The body of POST /v1/apply from the command's files; kExitOk, or the exit code after
+// reporting why nothing is sent. `web_only`: the sites and pools alone (config diff).
+int apply_body(const ClusterCommand& command, bool web_only, Json& body, std::ostream& err) {
   auto loaded = config::load_group_manifest_files(command.files);
   if (!loaded.ok()) {
     err << loaded.error().describe() << '\n';
@@ -490,17 +492,64 @@ int apply(const ClusterCommand& command, AdminClient& client, std::ostream& out,
     web = Json::parse(config::to_json(*sites_and_pools));
     web.erase("server");
   }
-  if (loaded->groups.empty() && web.is_null()) {
-    report(err, "no Group, Site or ApplicationPool documents in the files given; nothing to apply");
-    return kExitOk;
-  }
   Json groups = Json::array();
-  for (const cluster::GroupSpec& group : loaded->groups) groups.push_back(spec_json(group));
-  Json body{{"groups", std::move(groups)}, {"dryRun", command.dry_run}};
+  if (!web_only) {
+    for (const cluster::GroupSpec& group : loaded->groups) groups.push_back(spec_json(group));
+  }
+  if (groups.empty() && web.is_null()) {
+    report(err, web_only ? "no Site or ApplicationPool documents in the files given"
+                         : "no Group, Site or ApplicationPool documents in the files given; "
+                           "nothing to apply");
+    return web_only ? kExitUsage : kExitOk;
+  }
+  body = Json{{"groups", std::move(groups)}, {"dryRun", command.dry_run || web_only}};
   if (!web.is_null()) body["web"] = std::move(web);
+  return kExitOk;
+}
+
+int apply(const ClusterCommand& command, AdminClient& client, std::ostream& out,
+          std::ostream& err) {
+  Json body;
+  if (int code = apply_body(command, /*web_only=*/false, body, err);
+      code != kExitOk || body.is_null()) {
+    return code;
+  }
   return print_reply(
       client.post("/v1/apply", body.dump()), command.output,
       [&](std::string_view json) { return format_apply_result(json, command.dry_run); }, out, err);
+}
+
+int config_diff(const ClusterCommand& command, AdminClient& client, std::ostream& out,
+                std::ostream& err) {
+  if (command.files.empty()) {
+    return print_reply(client.get(fmt::format("/v1/config/diff?from={}&to={}", command.revision,
+                                              command.to_revision)),
+                       command.output, format_config_diff, out, err);
+  }
+  Json body;
+  if (int code = apply_body(command, /*web_only=*/true, body, err); code != kExitOk) return code;
+  return print_reply(
+      client.post("/v1/apply", body.dump()), command.output,
+      [](std::string_view json) -> Result<std::string> {
+        Result<Json> doc = parse_object(json, kClusterAgent);
+        if (!doc.ok()) return doc.error();
+        return "what applying the files would change:\n" +
+               format_config_changes(member(*doc, "configDiff"));
+      },
+      out, err);
+}
+
+int config_delete(const ClusterCommand& command, AdminClient& client, std::ostream& out,
+                  std::ostream& err) {
+  Result<Json> objects = config_objects(command.objects);
+  if (!objects.ok()) {
+    report(err, objects.error().message);
+    return kExitUsage;
+  }
+  (*objects)["dryRun"] = command.dry_run;
+  return print_reply(
+      client.post("/v1/config/delete", objects->dump()), command.output,
+      [&](std::string_view json) { return format_config_delete(json, command.dry_run); }, out, err);
 }
 
 // ---- checking a resource edit against the group ----
@@ -897,6 +946,76 @@ void add_other_commands(CLI::App& root, const Sink& sink) {
   add_leaf(*config_app, "status",
            "Show the shared configuration's revision and the revision each node serves", sink,
            simple(Kind::kConfigStatus, std::make_shared<Names>()));
+  auto revision = std::make_shared<std::int64_t>(0);
+  CLI::App* get_leaf = add_leaf(
+      *config_app, "get", "Print the shared sites and pools as manifests (or JSON with -o json)",
+      sink, std::make_shared<Builder>([revision]() -> Result<ClusterCommand> {
+        ClusterCommand command;
+        command.kind = Kind::kConfigGet;
+        command.revision = *revision;
+        return command;
+      }));
+  get_leaf->add_option("--revision", *revision, "as of this store revision (default: now)")
+      ->check(CLI::NonNegativeNumber);
+
+  struct DiffFlags {
+    std::vector<std::string> files;
+    std::int64_t from = 0;
+    std::int64_t to = 0;
+  };
+  auto diff = std::make_shared<DiffFlags>();
+  CLI::App* diff_leaf = add_leaf(
+      *config_app, "diff",
+      "Show what applying manifest files would change (-f), or what changed between revisions",
+      sink, std::make_shared<Builder>([diff]() -> Result<ClusterCommand> {
+        if (diff->files.empty() == (diff->from == 0)) {
+          return make_error(
+              "give either -f FILE (what applying it would change) or --from "
+              "REVISION [--to REVISION]");
+        }
+        ClusterCommand command;
+        command.kind = Kind::kConfigDiff;
+        command.files = diff->files;
+        command.revision = diff->from;
+        command.to_revision = diff->to;
+        return command;
+      }));
+  diff_leaf->add_option("-f,--file", diff->files, "manifest file or folder (repeatable)")
+      ->allow_extra_args(false);
+  diff_leaf->add_option("--from", diff->from, "the older revision")->check(CLI::PositiveNumber);
+  diff_leaf->add_option("--to", diff->to, "the newer revision (default: now)")
+      ->check(CLI::PositiveNumber);
+
+  auto history_limit = std::make_shared<int>(20);
+  CLI::App* history_leaf = add_leaf(
+      *config_app, "history", "List the latest revisions of the shared configuration, newest first",
+      sink, std::make_shared<Builder>([history_limit]() -> Result<ClusterCommand> {
+        ClusterCommand command;
+        command.kind = Kind::kConfigHistory;
+        command.limit = *history_limit;
+        return command;
+      }));
+  history_leaf->add_option("-n,--limit", *history_limit, "at most this many revisions")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+
+  struct DeleteFlags {
+    std::vector<std::string> objects;
+    bool dry_run = false;
+  };
+  auto remove = std::make_shared<DeleteFlags>();
+  CLI::App* delete_leaf =
+      add_leaf(*config_app, "delete", "Remove sites and pools from the shared configuration", sink,
+               std::make_shared<Builder>([remove]() -> Result<ClusterCommand> {
+                 ClusterCommand command;
+                 command.kind = Kind::kConfigDelete;
+                 command.objects = remove->objects;
+                 command.dry_run = remove->dry_run;
+                 return command;
+               }));
+  delete_leaf->add_option("objects", remove->objects, "site/NAME or pool/NAME (one or more)")
+      ->required();
+  delete_leaf->add_flag("--dry-run", remove->dry_run, "show what would be removed, write nothing");
 
   struct EventFlags {
     bool follow = false;
@@ -978,6 +1097,17 @@ int run_cluster_command(const ClusterCommand& command, AdminClient& client, std:
                          err);
     case Kind::kConfigStatus:
       return print_reply(client.get("/v1/config"), command.output, format_config_status, out, err);
+    case Kind::kConfigGet:
+      return print_reply(client.get(fmt::format("/v1/config/web?revision={}", command.revision)),
+                         command.output, format_config_manifests, out, err);
+    case Kind::kConfigDiff:
+      return config_diff(command, client, out, err);
+    case Kind::kConfigHistory:
+      return print_reply(
+          client.get(fmt::format("/v1/config/history?limit={}", command.limit.value_or(20))),
+          command.output, format_config_history, out, err);
+    case Kind::kConfigDelete:
+      return config_delete(command, client, out, err);
     case Kind::kGroupList:
       return group_list(command, client, out, err);
     case Kind::kGroupShow:
@@ -1257,6 +1387,10 @@ Result<std::string> format_apply_result(std::string_view json, bool dry_run) {
   Result<Json> doc = parse_object(json, kClusterAgent);
   if (!doc.ok()) return doc.error();
   std::string text = dry_run ? "dry run: nothing was written\n" : "";
+  if (const Json* diff = member(*doc, "configDiff");
+      dry_run && diff != nullptr && diff->is_array() && !diff->empty()) {
+    text += "shared configuration:\n" + format_config_changes(diff);
+  }
   return text + render_fields({
                     {dry_run ? "would create" : "created",
                      {join_or(strings_of(*doc, "created"), ", ", "none")}},

@@ -53,6 +53,10 @@ struct ClusterCommand {
     kEvents,          // events: `follow`, `after`, `limit`
     kApply,           // apply: `files`, `dry_run`
     kConfigStatus,    // config status
+    kConfigGet,       // config get: `revision`
+    kConfigDiff,      // config diff: `files`, or `revision` (from) and `to_revision`
+    kConfigHistory,   // config history: `limit`
+    kConfigDelete,    // config delete: `objects`, `dry_run`
   };
 
   Kind kind = Kind::kStatus;
@@ -84,9 +88,15 @@ struct ClusterCommand {
   std::optional<std::uint64_t> after;
   std::optional<int> limit;
 
-  // apply.
+  // apply (and config diff -f, config delete --dry-run).
   std::vector<std::string> files;
   bool dry_run = false;
+
+  // config get (0 = now), config diff (from `revision` to `to_revision`, 0 = now).
+  std::int64_t revision = 0;
+  std::int64_t to_revision = 0;
+  // config delete: "site/NAME", "pool/NAME".
+  std::vector<std::string> objects;
 };
 
 // Registers `cluster status`, `group list|show|create|delete|move|online|offline`,

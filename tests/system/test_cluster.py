@@ -286,5 +286,84 @@ class ClusterTest(unittest.TestCase):
         self.assertIn("site/shop", [e for e in events if e["what"] == "config-changed"][0]["why"])
 
 
+    def test_the_shared_configuration_can_be_read_compared_traced_and_pruned(self):
+        (n1,) = self.start_agents("n1")
+        for name in ("a", "b"):
+            os.makedirs(os.path.join(self.dir, "www", name))
+
+        def clusweb(*args):
+            return subprocess.run([BIN, *args, "--run-dir", n1.run_dir], capture_output=True,
+                                  text=True, check=False)
+
+        def manifest(name, folder, mode):
+            return write_file(os.path.join(self.dir, name), dedent("""\
+                kind: Site
+                name: shop
+                physicalPath: www/%s
+                bindings: [http://*:8080/shop.example.com]
+                applications: [{path: /api, pool: api}]
+                ---
+                kind: ApplicationPool
+                name: api
+                command: [/bin/cat]
+                environment: {MODE: %s}
+                """ % (folder, mode)))
+        first, second = manifest("one.yaml", "a", "test"), manifest("two.yaml", "b", "live")
+        self.assertEqual(clusweb("apply", "-f", first).returncode, 0)
+        # What applying the second file would change, field by field; nothing is written.
+        diff = clusweb("config", "diff", "-f", second)
+        self.assertEqual(diff.returncode, 0, diff.stderr)
+        self.assertIn('site/shop: changed\n    physicalPath: "%s/www/a" -> "%s/www/b"'
+                      % (self.dir, self.dir), diff.stdout)
+        self.assertIn('pool/api: changed\n    environment.MODE: "test" -> "live"', diff.stdout)
+        self.assertEqual(clusweb("config", "history", "-o", "json").returncode, 0)
+        self.assertEqual(len(json.loads(clusweb("config", "history", "-o", "json").stdout)
+                             ["revisions"]), 1)
+        self.assertEqual(clusweb("apply", "-f", second).returncode, 0)
+
+        history = json.loads(clusweb("config", "history", "-o", "json").stdout)
+        newest, oldest = history["revisions"]
+        self.assertEqual(newest["summary"], "site/shop changed, pool/api changed")
+        self.assertEqual(oldest["summary"], "site/shop created, pool/api created")
+        self.assertEqual(history["end"], "the first revision")
+        back = json.loads(clusweb("config", "diff", "--from", str(oldest["revision"]),
+                                  "-o", "json").stdout)
+        self.assertEqual(sorted((c["kind"], c["name"], c["change"]) for c in back["changes"]),
+                         [("pool", "api", "changed"), ("site", "shop", "changed")])
+
+        # `config get` prints manifests that apply back unchanged, and the old revision too.
+        got = clusweb("config", "get")
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertIn("# from %s:1\nkind: Site\nname: \"shop\"" % second, got.stdout)
+        again = clusweb("apply", "-f", write_file(os.path.join(self.dir, "got.yaml"),
+                                                  got.stdout), "-o", "json")
+        self.assertEqual(sorted(json.loads(again.stdout)["unchanged"]), ["pool/api", "site/shop"])
+        old = json.loads(clusweb("config", "get", "--revision", str(oldest["revision"]),
+                                 "-o", "json").stdout)
+        self.assertEqual(old["sites"][0]["physicalPath"], os.path.join(self.dir, "www", "a"))
+
+        # Deleting: a pool a remaining site uses, or a site a group serves, is refused.
+        refused = clusweb("config", "delete", "pool/api")
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn('no ApplicationPool named "api"', refused.stderr)
+        self.assertIn("nothing was deleted", refused.stderr)
+        n1.api("POST", "/v1/groups/shop", {"spec": {"resources": [
+            {"name": "site", "type": "website", "parameters": {"site": "shop"}}]}})
+        refused = clusweb("config", "delete", "site/shop", "pool/api")
+        self.assertIn('group "shop" serves site "shop"', refused.stderr)
+        n1.api("POST", "/v1/groups/shop/delete")
+        before = self.etcd.get_prefix("/clusweb/default/config/")
+        dry = clusweb("config", "delete", "site/shop", "pool/api", "--dry-run")
+        self.assertEqual(dry.returncode, 0, dry.stderr)
+        self.assertIn("site/shop: removed", dry.stdout)
+        self.assertEqual(self.etcd.get_prefix("/clusweb/default/config/"), before)
+        done = clusweb("config", "delete", "site/shop", "pool/api")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        stored = json.loads(self.etcd.get_prefix("/clusweb/default/config/")
+                            ["/clusweb/default/config/web"])
+        self.assertEqual((stored["sites"], stored["pools"]), ([], []))
+        self.assertEqual(json.loads(clusweb("config", "history", "-o", "json").stdout)
+                         ["revisions"][0]["summary"], "site/shop removed, pool/api removed")
+
 if __name__ == "__main__":
     unittest.main()
