@@ -26,6 +26,9 @@
 #include "base/process.h"
 #include "cluster/store_keys.h"
 #include "config/group_manifest.h"
+#include "config/manifest_loader.h"
+#include "config/shared_config.h"
+#include "config/web_config_json.h"
 #include "resources/registry.h"
 #include "store/etcd/etcd_store.h"
 #include "store/memory_store.h"
@@ -69,6 +72,57 @@ Result<store::EtcdOptions> etcd_options(const AgentRunOptions& options) {
   return etcd;
 }
 
+// What `clusweb up` takes from its manifests.
+struct UpManifests {
+  std::vector<cluster::GroupSpec> groups;
+  config::SharedConfig shared;  // every Site and ApplicationPool
+  std::string server_yaml;      // the node's own WebServer document, for `clusweb web -f`
+};
+
+Result<UpManifests> load_up_manifests(const std::vector<std::string>& paths) {
+  UpManifests up;
+  auto groups = config::load_group_manifest_files(paths);
+  if (!groups.ok()) return make_error("{}", groups.error().describe());
+  up.groups = std::move(groups->groups);
+  auto web = config::load_web_config_files(paths);
+  if (!web.ok()) return make_error("{}", web.error().message);
+  // The server settings stay the node's: written back as a manifest of its own (the JSON
+  // form's names are the manifest's; JSON values are YAML flow values).
+  nlohmann::json server = nlohmann::json::parse(config::to_json(*web))["server"];
+  up.server_yaml = "# The WebServer settings of clusweb up's manifests";
+  if (!web->server.where.file.empty()) {
+    up.server_yaml += " (" + web->server.where.describe() + ")";
+  }
+  up.server_yaml += ", written at every start.\nkind: WebServer\n";
+  server.erase("where");
+  for (const auto& [field, value] : server.items()) {
+    up.server_yaml += field + ": " + value.dump() + "\n";
+  }
+  up.shared.config = std::move(*web);
+  up.shared.config.server = config::ServerSettings{};
+  return up;
+}
+
+// Makes the store's shared configuration exactly `shared` and writes the node's cache, so the
+// web service starts with it; returns the revision.
+asio::awaitable<Status> apply_shared(store::Store& store, const cluster::StoreKeys& keys,
+                                     config::SharedConfig shared,
+                                     const std::filesystem::path& cache) {
+  const std::string value = config::encode_shared_config(shared);
+  auto current = co_await store::get(store, keys.config_web());
+  if (!current.ok()) co_return current.error();
+  if (current->has_value() && (*current)->value == value) {
+    shared.revision = (*current)->mod_revision;
+  } else {
+    auto put = co_await store.put(store::Put(keys.config_web(), value));
+    if (!put.ok()) co_return put.error();
+    shared.revision = put->revision;
+    log_()->info("shared configuration revision {} from the manifests: {} site(s), {} pool(s)",
+                 shared.revision, shared.config.sites.size(), shared.config.pools.size());
+  }
+  co_return config::write_shared_config_cache(os_file_system(), cache, shared);
+}
+
 // Writes the groups of `clusweb up`'s manifests to the (embedded) store.
 asio::awaitable<Status> apply_groups(store::Store& store, const cluster::StoreKeys& keys,
                                      const std::vector<cluster::GroupSpec>& groups) {
@@ -102,18 +156,31 @@ int run_agent(const AgentRunOptions& options) {
                  "keepalive and a store leader change)\n";
     return 2;
   }
-  std::vector<cluster::GroupSpec> groups;
-  if (!options.apply_groups.empty()) {
-    auto loaded = config::load_group_manifest_files(options.apply_groups);
+  std::optional<UpManifests> up;
+  if (!options.up_manifests.empty()) {
+    auto loaded = load_up_manifests(options.up_manifests);
     if (!loaded.ok()) {
       std::cerr << loaded.error().message << "\n";
       return 2;
     }
-    groups = std::move(loaded->groups);
+    up = std::move(*loaded);
   }
   std::error_code ec;
   std::filesystem::create_directories(options.run_dir, ec);
   std::filesystem::create_directories(options.state_dir, ec);
+  std::vector<std::string> web_config = options.web_config;
+  if (up) {
+    const std::string server_file =
+        (std::filesystem::path(options.state_dir) / "web-server.yaml").string();
+    const std::string temporary = server_file + ".tmp";
+    std::ofstream(temporary, std::ios::trunc) << up->server_yaml;
+    std::filesystem::rename(temporary, server_file, ec);
+    if (ec) {
+      std::cerr << "clusweb: cannot write " << server_file << ": " << ec.message() << "\n";
+      return 1;
+    }
+    web_config = {server_file};
+  }
 
   asio::io_context io(1);
   SystemClock clock;
@@ -173,9 +240,9 @@ int run_agent(const AgentRunOptions& options) {
   const std::string shared_config_cache =
       (std::filesystem::path(options.state_dir) / "shared-config").string();
   std::unique_ptr<WebSupervisor> web;
-  if (!options.web_config.empty()) {
+  if (!web_config.empty()) {
     std::vector<std::string> argv{options.executable, "web"};
-    for (const std::string& path : options.web_config) {
+    for (const std::string& path : web_config) {
       argv.push_back("-f");
       argv.push_back(path);
     }
@@ -255,10 +322,11 @@ int run_agent(const AgentRunOptions& options) {
   });
 
   auto start = [&]() -> asio::awaitable<void> {
-    if (!groups.empty()) {
-      Status applied = co_await apply_groups(*store, keys, groups);
+    if (up) {
+      Status applied = co_await apply_shared(*store, keys, up->shared, shared_config_cache);
+      if (applied.ok()) applied = co_await apply_groups(*store, keys, up->groups);
       if (!applied.ok()) {
-        log_()->error("cannot write the groups: {}", applied.error().describe());
+        log_()->error("cannot apply the manifests: {}", applied.error().describe());
         exit_code = 1;
         io.stop();
         co_return;

@@ -31,8 +31,10 @@ struct AgentRunOptions {
   // Manifests of the web service this agent runs (`clusweb web -f` each);
   // empty = the agent does not run the web service (it runs elsewhere).
   std::vector<std::string> web_config;
-  // Group manifests applied to the store at start (`clusweb up`).
-  std::vector<std::string> apply_groups;
+  // `clusweb up`'s manifests, applied at start: groups to the store, sites and pools as the
+  // whole shared configuration (the same path a cluster's `clusweb apply` takes), a WebServer
+  // document to the node's web service.
+  std::vector<std::string> up_manifests;
   std::string executable;  // this binary, for `clusweb web`
   std::string log_level = "info";
 };

@@ -94,8 +94,7 @@ void add_agent_commands(CLI::App& root, int& exit_code, const std::string& execu
       throw CLI::ValidationError("--log-level", "unknown level " + options->log_level);
     }
     options->store = "memory";
-    options->web_config = *up_files;
-    options->apply_groups = *up_files;
+    options->up_manifests = *up_files;
     exit_code = agent::run_agent(*options);
   });
 }
