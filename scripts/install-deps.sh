@@ -12,6 +12,7 @@ packages=(
   # libraries
   libboost1.81-dev
   libssl-dev
+  libsodium-dev
   libyaml-cpp-dev
   nlohmann-json3-dev
   libcli11-dev

@@ -10,6 +10,7 @@
 #include "cluster/model.h"
 #include "cluster/store_keys.h"
 #include "config/shared_config_diff.h"
+#include "secrets/data_key.h"
 
 namespace clusweb::agent {
 
@@ -57,7 +58,13 @@ asio::awaitable<ApiReply> ConfigApi::handle(const ApiRequest& request, const jso
   const ApiTarget& target = request.target;
   const auto& parts = target.parts;
   if (parts.size() == 2 && request.get()) co_return status();
-  if (parts.size() == 3 && parts[2] == "delete" && request.post()) co_return co_await remove(body);
+  if (parts.size() == 3 && request.post()) {
+    if (parts[2] == "delete") co_return co_await remove(body);
+    if (parts[2] == "key") co_return co_await create_key(body);
+    if (parts[2] == "import") co_return co_await import(body);
+    co_return error_reply(404, "no such endpoint");
+  }
+  if (parts.size() == 3 && parts[2] == "key" && request.get()) co_return key();
   if (parts.size() != 3 || !request.get()) co_return error_reply(404, "no such endpoint");
   if (parts[2] == "history") {
     const auto limit = target.query.contains("limit")
@@ -241,26 +248,171 @@ asio::awaitable<ApiReply> ConfigApi::remove(const json& body) {
   if (!after.ok()) {
     co_return error_reply(400, fmt::format("{}; nothing was deleted", after.error().message));
   }
-  json changes = diff_json(*current, *after);
-  json answer = {{"revision", current->revision}, {"changes", changes}};
-  if (body.value("dryRun", false) || changes.empty()) co_return ok_reply(answer);
-  store::Txn txn({current->revision == 0
-                      ? store::Compare::absent(keys.config_web())
-                      : store::Compare::mod_revision_is(
-                            keys.config_web(), store::Compare::Op::kEqual, current->revision)},
-                 {store::Put(keys.config_web(), config::encode_shared_config(*after))});
+  if (body.value("dryRun", false)) {
+    co_return ok_reply({{"revision", current->revision}, {"changes", diff_json(*current, *after)}});
+  }
+  // Named first: GCC 12 mishandles braced temporaries inside co_await expressions.
+  std::vector<store::Compare> no_compare;
+  std::vector<store::Operation> no_more;
+  co_return co_await write_config(*current, *after, std::move(no_compare), std::move(no_more),
+                                  "deleted");
+}
+
+asio::awaitable<ApiReply> ConfigApi::write_config(const config::SharedConfig& before,
+                                                  const config::SharedConfig& after,
+                                                  std::vector<store::Compare> compare,
+                                                  std::vector<store::Operation> more,
+                                                  std::string what) {
+  const StoreKeys& keys = agent_.keys();
+  json changes = diff_json(before, after);
+  json answer = {{"revision", before.revision}, {"changes", changes}};
+  if (changes.empty() && more.empty()) co_return ok_reply(answer);
+  compare.push_back(before.revision == 0
+                        ? store::Compare::absent(keys.config_web())
+                        : store::Compare::mod_revision_is(
+                              keys.config_web(), store::Compare::Op::kEqual, before.revision));
+  if (!changes.empty()) {
+    more.emplace_back(store::Put(keys.config_web(), config::encode_shared_config(after)));
+  }
+  store::Txn txn(std::move(compare), std::move(more));
   Result<store::TxnResult> written = co_await agent_.store().txn(std::move(txn));
   if (!written.ok()) {
     co_return error_reply(503,
                           "the store did not accept the change: " + written.error().describe());
   }
   if (!written->succeeded) {
-    co_return error_reply(
-        409, "the shared configuration changed meanwhile; nothing was deleted; try again");
+    co_return error_reply(409, fmt::format("the shared configuration or its key changed "
+                                           "meanwhile; nothing was {}; try again",
+                                           what));
   }
-  agent_.record("", "", "config-changed", "shared configuration: " + summary_of(changes));
+  if (!changes.empty()) {
+    agent_.record("", "", "config-changed",
+                  fmt::format("shared configuration {}: {}", what, summary_of(changes)));
+  }
   answer["revision"] = written->revision;
   co_return ok_reply(answer);
+}
+
+ApiReply ConfigApi::key() const {
+  const auto& snapshot = agent_.snapshot();
+  auto it = snapshot.find(agent_.keys().data_key());
+  if (it == snapshot.end()) {
+    return error_reply(404, "the cluster has no data key yet (clusweb config init-key creates it)");
+  }
+  Result<std::string> id = secrets::record_key_id(it->second.value);
+  if (!id.ok()) {
+    return error_reply(500, "the stored data key record is unreadable: " + id.error().describe());
+  }
+  return ok_reply({{"record", it->second.value}, {"keyId", *id}});
+}
+
+asio::awaitable<ApiReply> ConfigApi::create_key(const json& body) {
+  if (!body.is_object() || !body.contains("record") || !body["record"].is_string()) {
+    co_return error_reply(400, "the body must be {\"record\": \"...\"}");
+  }
+  const std::string record = body["record"].get<std::string>();
+  Result<std::string> id = secrets::record_key_id(record);
+  if (!id.ok()) co_return error_reply(400, "the data key record: " + id.error().describe());
+  const std::string key = agent_.keys().data_key();
+  store::Txn txn({store::Compare::absent(key)}, {store::Put(key, record)});
+  Result<store::TxnResult> written = co_await agent_.store().txn(std::move(txn));
+  if (!written.ok()) {
+    co_return error_reply(503, "the store did not accept the key: " + written.error().describe());
+  }
+  if (!written->succeeded) {
+    co_return error_reply(409,
+                          "the cluster already has a data key; nodes join it with "
+                          "clusweb config join-key");
+  }
+  agent_.record("", "", "data-key-created", fmt::format("the cluster's data key {}", *id));
+  co_return ok_reply({{"keyId", *id}, {"revision", written->revision}});
+}
+
+asio::awaitable<ApiReply> ConfigApi::import(const json& body) {
+  if (!body.is_object() || !body.contains("web") || !body["web"].is_object()) {
+    co_return error_reply(400, "the body must be {\"key\": ..., \"web\": {...}}");
+  }
+  Result<config::SharedConfig> current = stored();
+  if (!current.ok()) co_return error_reply(500, current.error().describe());
+  json web = body["web"];
+  web["revision"] = 0;
+  Result<config::SharedConfig> imported =
+      config::decode_shared_config(web.dump(), "the imported configuration");
+  if (!imported.ok()) {
+    co_return error_reply(400, fmt::format("{}; nothing was imported", imported.error().message));
+  }
+  // The key that sealed the import's secrets must be the cluster's, or become it (checked
+  // against the import's record, below).
+  const StoreKeys& keys = agent_.keys();
+  std::vector<store::Compare> compare;
+  std::vector<store::Operation> more;
+  const auto& snapshot = agent_.snapshot();
+  auto stored_key = snapshot.find(keys.data_key());
+  if (body.contains("key") && body["key"].is_string()) {
+    const std::string record = body["key"].get<std::string>();
+    Result<std::string> id = secrets::record_key_id(record);
+    if (!id.ok()) co_return error_reply(400, "the imported data key: " + id.error().describe());
+    if (stored_key == snapshot.end()) {
+      compare.push_back(store::Compare::absent(keys.data_key()));
+      more.emplace_back(store::Put(keys.data_key(), record));
+    } else {
+      Result<std::string> ours = secrets::record_key_id(stored_key->second.value);
+      if (!ours.ok() || *ours != *id) {
+        co_return error_reply(
+            409, fmt::format("this cluster has its own data key ({}), not the one of the "
+                             "export ({}); import into a cluster without a data key; nothing "
+                             "was imported",
+                             ours.ok() ? *ours : "unreadable", *id));
+      }
+    }
+  }
+  const std::string* import_record = body.contains("key") && body["key"].is_string()
+                                         ? &body["key"].get_ref<const std::string&>()
+                                         : nullptr;
+  if (Status sealed = check_sealed_keys(imported->config, import_record); !sealed.ok()) {
+    co_return error_reply(400, sealed.error().message + "; nothing was imported");
+  }
+  if (body.value("dryRun", false)) {
+    co_return ok_reply(
+        {{"revision", current->revision}, {"changes", diff_json(*current, *imported)}});
+  }
+  co_return co_await write_config(*current, *imported, std::move(compare), std::move(more),
+                                  "imported");
+}
+
+Status ConfigApi::check_sealed_keys(const config::WebConfig& config,
+                                    const std::string* record) const {
+  std::string cluster_key;
+  if (record == nullptr) {
+    auto stored = agent_.snapshot().find(agent_.keys().data_key());
+    if (stored != agent_.snapshot().end()) record = &stored->second.value;
+  }
+  if (record != nullptr) {
+    Result<std::string> id = secrets::record_key_id(*record);
+    if (id.ok()) cluster_key = *id;
+  }
+  for (const auto& [name, site] : config.sites) {
+    for (const config::Binding& binding : site.bindings) {
+      if (binding.key_sealed.empty()) continue;
+      // sealed:v1:<key id>:<data>
+      const std::string_view sealed = binding.key_sealed;
+      const auto id_start = sealed.find(':', sealed.find(':') + 1) + 1;
+      const std::string id(sealed.substr(id_start, sealed.find(':', id_start) - id_start));
+      if (cluster_key.empty()) {
+        return make_error(
+            "site \"{}\" binding {}: its key is sealed with data key {}, and "
+            "the cluster has no data key (clusweb config init-key)",
+            name, binding.url(), id);
+      }
+      if (id != cluster_key) {
+        return make_error(
+            "site \"{}\" binding {}: its key is sealed with data key {}, not the "
+            "cluster's ({})",
+            name, binding.url(), id, cluster_key);
+      }
+    }
+  }
+  return {};
 }
 
 Result<ConfigApi::WebChange> ConfigApi::web_change(const json& web) const {
@@ -310,6 +462,7 @@ Result<ConfigApi::WebChange> ConfigApi::web_change(const json& web) const {
                        : classify(current->config.pools, merged->config.pools, name);
     list->push_back(fmt::format("{}/{}", kind, name));
   }
+  if (Status keys = check_sealed_keys(merged->config); !keys.ok()) return keys.error();
   change.diff = diff_json(*current, *merged);
   if (change.created.empty() && change.changed.empty()) return change;
   const std::string value = config::encode_shared_config({0, merged->config});

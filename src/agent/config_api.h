@@ -7,6 +7,10 @@
 //   GET  /v1/config/diff?from=A&to=B       what changed between two revisions (B: now)
 //   GET  /v1/config/history?limit=N        the latest N revisions, each with its changes
 //   POST /v1/config/delete                 {"sites": [...], "pools": [...], "dryRun": bool}
+//   GET  /v1/config/key                    the wrapped data key record (secrets/data_key.h)
+//   POST /v1/config/key                    {"record": "..."}: the cluster's first data key
+//   POST /v1/config/import                 {"key": "..."|null, "web": {...}, "dryRun": bool}:
+//                                          replaces the whole shared configuration
 // and the shared configuration's share of POST /v1/apply (web_change). Older revisions are
 // read from the store's history, so they reach back as far as its compaction allows.
 
@@ -57,6 +61,20 @@ class ConfigApi {
   boost::asio::awaitable<ApiReply> diff(store::Revision from, store::Revision to);
   boost::asio::awaitable<ApiReply> history(std::size_t limit);
   boost::asio::awaitable<ApiReply> remove(const nlohmann::json& body);
+  ApiReply key() const;
+  // Every sealed value of `config` must be sealed with the cluster's data key: the one of
+  // `record` when given, else the stored one.
+  Status check_sealed_keys(const config::WebConfig& config,
+                           const std::string* record = nullptr) const;
+  boost::asio::awaitable<ApiReply> create_key(const nlohmann::json& body);
+  boost::asio::awaitable<ApiReply> import(const nlohmann::json& body);
+  // Writes the whole configuration `after` (replacing `before`) in one transaction with
+  // `more`, guarded by `before`'s revision; records `what` in the event log.
+  boost::asio::awaitable<ApiReply> write_config(const config::SharedConfig& before,
+                                                const config::SharedConfig& after,
+                                                std::vector<store::Compare> compare,
+                                                std::vector<store::Operation> more,
+                                                std::string what);
 
   Agent& agent_;
 };

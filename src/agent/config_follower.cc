@@ -8,12 +8,14 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "base/atomic_file.h"
 #include "base/log.h"
 #include "config/shared_config.h"
 #include "resources/web_admin.h"
+#include "secrets/data_key.h"
 
 namespace clusweb::agent {
 namespace {
@@ -37,6 +39,21 @@ asio::awaitable<bool> pause(const asio::any_io_executor& executor, milliseconds 
   const std::stop_callback cancel(stop, [&timer] { timer.cancel(); });
   co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
   co_return !stop.stop_requested();
+}
+
+// Replaces `path` with `text`, readable by root alone, unless it already holds it: temporary
+// file, fsync, rename.
+Status write_private_file(const std::filesystem::path& path, const std::string& text) {
+  Result<std::string> current = os_file_system().read(path);
+  if (current.ok() && *current == text) return {};
+  const std::filesystem::path temporary = path.string() + ".tmp";
+  Result<UniqueFd> fd = os_file_system().create(temporary, 0600);
+  if (!fd.ok()) return fd.error();
+  if (Status written = os_file_system().write(fd->get(), text, temporary); !written.ok()) {
+    return written;
+  }
+  if (Status synced = os_file_system().sync(fd->get(), temporary); !synced.ok()) return synced;
+  return os_file_system().rename(temporary, path);
 }
 
 }  // namespace
@@ -140,6 +157,12 @@ asio::awaitable<void> ConfigFollower::bring(std::int64_t revision, const std::st
     co_return;
   }
   shared->revision = revision;
+  if (Status tls = write_tls_files(*shared); !tls.ok()) {
+    status.problem = tls.error().describe();
+    log_()->error("shared configuration revision {}: {}", revision, status.problem);
+    co_await publish(std::move(status));
+    co_return;
+  }
   if (Status written = config::write_shared_config_cache(os_file_system(), options_.cache, *shared);
       !written.ok()) {
     status.problem = "cannot write the cache: " + written.error().describe();
@@ -179,6 +202,63 @@ asio::awaitable<void> ConfigFollower::bring(std::int64_t revision, const std::st
                   status.revision, status.problem);
   }
   co_await publish(std::move(status));
+}
+
+Status ConfigFollower::write_tls_files(config::SharedConfig& shared) const {
+  bool any = false;
+  for (const auto& [name, site] : shared.config.sites) {
+    for (const config::Binding& binding : site.bindings) any = any || binding.inline_material();
+  }
+  std::error_code ec;
+  if (!any) {
+    std::filesystem::remove_all(options_.tls_dir, ec);
+    return {};
+  }
+  Result<std::optional<secrets::DataKey>> key =
+      secrets::read_key_file(os_file_system(), options_.data_key_file);
+  if (!key.ok()) return key.error();
+  if (!key->has_value()) {
+    return make_error(
+        "it holds sealed TLS keys and this node has no data key (no {}): run \"clusweb config "
+        "join-key --password-file FILE\" on this node",
+        options_.data_key_file.string());
+  }
+  std::filesystem::create_directories(options_.tls_dir, ec);
+  std::filesystem::permissions(options_.tls_dir, std::filesystem::perms::owner_all, ec);
+  std::set<std::string> used;
+  for (auto& [name, site] : shared.config.sites) {
+    for (config::Binding& binding : site.bindings) {
+      if (!binding.inline_material()) continue;
+      // Named by site, listener and a checksum of the sealed text: a new key is a new path,
+      // which the web service takes as a changed site.
+      const std::string base = fmt::format("{}-{}-{}-{:08x}", name, binding.port,
+                                           binding.host.empty() ? "any" : binding.host,
+                                           crc32(binding.certificate_pem + binding.key_sealed));
+      const std::filesystem::path certificate = options_.tls_dir / (base + ".crt");
+      const std::filesystem::path private_key = options_.tls_dir / (base + ".key");
+      Result<std::string> opened =
+          (*key)->open(binding.key_sealed, config::tls_key_context(name, binding));
+      if (!opened.ok()) {
+        return make_error("site \"{}\" binding {}: the TLS key {}", name, binding.url(),
+                          opened.error().message);
+      }
+      for (const auto& [path, text] :
+           {std::pair{&certificate, &binding.certificate_pem}, {&private_key, &*opened}}) {
+        if (Status written = write_private_file(*path, *text); !written.ok()) return written;
+        used.insert(path->filename().string());
+      }
+      binding.certificate = certificate.string();
+      binding.key = private_key.string();
+      binding.certificate_pem.clear();
+      binding.key_sealed.clear();
+    }
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(options_.tls_dir, ec)) {
+    if (!used.contains(entry.path().filename().string())) {
+      std::filesystem::remove(entry.path(), ec);
+    }
+  }
+  return {};
 }
 
 asio::awaitable<void> ConfigFollower::publish(NodeConfigStatus status) {

@@ -14,6 +14,7 @@
 #include <stop_token>
 #include <string>
 
+#include "config/shared_config.h"
 #include "store/store.h"
 
 namespace clusweb::agent {
@@ -24,6 +25,10 @@ struct ConfigFollowerOptions {
   std::string status_key;  // StoreKeys::config_status(node)
   std::filesystem::path cache;
   std::string web_socket;  // the web service's admin socket; "" = no web service here
+  // This node's copy of the cluster's data key (written by `clusweb config join-key`), and
+  // the root-only folder where the TLS material of the shared configuration is written.
+  std::filesystem::path data_key_file;
+  std::filesystem::path tls_dir;
   // Pause after a store or web service failure, doubling up to the maximum.
   std::chrono::milliseconds retry{200};
   std::chrono::milliseconds max_retry{5000};
@@ -55,6 +60,10 @@ class ConfigFollower {
   boost::asio::awaitable<void> bring(std::int64_t revision, const std::string& value,
                                      const std::stop_token& stop);
   boost::asio::awaitable<void> publish(NodeConfigStatus status);
+  // Writes the inline TLS material of `shared` (certificate PEM, sealed keys opened with the
+  // node's data key) to files under tls_dir and puts their paths in the bindings, so that the
+  // cache and the web service see files only; removes files no binding uses any more.
+  Status write_tls_files(config::SharedConfig& shared) const;
 
   boost::asio::any_io_executor executor_;
   store::Store& store_;

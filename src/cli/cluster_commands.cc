@@ -17,6 +17,7 @@
 #include "cli/admin_client.h"
 #include "cli/command_support.h"
 #include "cli/config_commands.h"
+#include "cli/secret_commands.h"
 #include "cluster/store_keys.h"
 #include "config/group_manifest.h"
 #include "config/manifest_loader.h"
@@ -489,6 +490,11 @@ int apply_body(const ClusterCommand& command, bool web_only, Json& body, std::os
                               sites_and_pools->server.where.describe()));
       return kExitUsage;
     }
+    if (Status sealed = seal_tls_material(*sites_and_pools, data_key_path(command.state_dir));
+        !sealed.ok()) {
+      report(err, sealed.error().describe() + "; nothing was applied");
+      return kExitUsage;
+    }
     web = Json::parse(config::to_json(*sites_and_pools));
     web.erase("server");
   }
@@ -549,7 +555,7 @@ int config_delete(const ClusterCommand& command, AdminClient& client, std::ostre
   (*objects)["dryRun"] = command.dry_run;
   return print_reply(
       client.post("/v1/config/delete", objects->dump()), command.output,
-      [&](std::string_view json) { return format_config_delete(json, command.dry_run); }, out, err);
+      [&](std::string_view json) { return format_config_write(json, command.dry_run); }, out, err);
 }
 
 // ---- checking a resource edit against the group ----
@@ -962,6 +968,7 @@ void add_other_commands(CLI::App& root, const Sink& sink) {
     std::vector<std::string> files;
     std::int64_t from = 0;
     std::int64_t to = 0;
+    std::string state_dir = "/var/lib/clusweb";
   };
   auto diff = std::make_shared<DiffFlags>();
   CLI::App* diff_leaf = add_leaf(
@@ -978,11 +985,17 @@ void add_other_commands(CLI::App& root, const Sink& sink) {
         command.files = diff->files;
         command.revision = diff->from;
         command.to_revision = diff->to;
+        command.state_dir = diff->state_dir;
         return command;
       }));
   diff_leaf->add_option("-f,--file", diff->files, "manifest file or folder (repeatable)")
       ->allow_extra_args(false);
   diff_leaf->add_option("--from", diff->from, "the older revision")->check(CLI::PositiveNumber);
+  diff_leaf
+      ->add_option("--state-dir", diff->state_dir,
+                   "this node's state folder: its data key seals the TLS keys of https bindings")
+      ->envname("CLUSWEB_STATE_DIR")
+      ->capture_default_str();
   diff_leaf->add_option("--to", diff->to, "the newer revision (default: now)")
       ->check(CLI::PositiveNumber);
 
@@ -1017,6 +1030,60 @@ void add_other_commands(CLI::App& root, const Sink& sink) {
       ->required();
   delete_leaf->add_flag("--dry-run", remove->dry_run, "show what would be removed, write nothing");
 
+  // The data key and the moves of the whole configuration.
+  struct KeyFlags {
+    std::string password_file;
+    std::string state_dir = "/var/lib/clusweb";
+    std::string kdf = "moderate";
+    std::string file;
+    bool dry_run = false;
+  };
+  auto add_key_leaf = [&](const char* name, const char* description, Kind kind) {
+    auto flags = std::make_shared<KeyFlags>();
+    CLI::App* leaf = add_leaf(*config_app, name, description, sink,
+                              std::make_shared<Builder>([flags, kind]() -> Result<ClusterCommand> {
+                                ClusterCommand command;
+                                command.kind = kind;
+                                command.password_file = flags->password_file;
+                                command.state_dir = flags->state_dir;
+                                command.kdf = flags->kdf;
+                                command.file = flags->file;
+                                command.dry_run = flags->dry_run;
+                                return command;
+                              }));
+    CLI::Option* password = leaf->add_option("--password-file", flags->password_file,
+                                             "file whose first line is the administrator's "
+                                             "password of the data key");
+    if (kind != Kind::kConfigExport && kind != Kind::kConfigImport) password->required();
+    if (kind != Kind::kConfigExport) {
+      leaf->add_option("--state-dir", flags->state_dir,
+                       "this node's state folder, where it keeps the data key (data.key)")
+          ->envname("CLUSWEB_STATE_DIR")
+          ->capture_default_str();
+    }
+    if (kind == Kind::kConfigInitKey || kind == Kind::kConfigImport) {
+      leaf->add_option("--kdf", flags->kdf,
+                       "how hard the password is made to guess: moderate (Argon2id, 3 passes, "
+                       "256 MiB) or interactive (2 passes, 64 MiB)")
+          ->check(CLI::IsMember({"moderate", "interactive"}))
+          ->capture_default_str();
+    }
+    return std::pair{leaf, flags};
+  };
+  add_key_leaf("init-key", "Create the cluster's data key, wrapped with a password",
+               Kind::kConfigInitKey);
+  add_key_leaf("join-key", "Unwrap the cluster's data key with its password and keep it here",
+               Kind::kConfigJoinKey);
+  auto [export_leaf, export_flags] = add_key_leaf(
+      "export", "Write the whole shared configuration with its wrapped key", Kind::kConfigExport);
+  export_leaf->add_option("-f,--file", export_flags->file,
+                          "write to this file (mode 0600) instead of standard output");
+  auto [import_leaf, import_flags] = add_key_leaf(
+      "import", "Replace the shared configuration with an export's", Kind::kConfigImport);
+  import_leaf->add_option("file", import_flags->file, "the export")->required();
+  import_leaf->add_flag("--dry-run", import_flags->dry_run,
+                        "show what would change, write nothing");
+
   struct EventFlags {
     bool follow = false;
     std::uint64_t after = 0;
@@ -1046,6 +1113,7 @@ void add_other_commands(CLI::App& root, const Sink& sink) {
   struct ApplyFlags {
     std::vector<std::string> files;
     bool dry_run = false;
+    std::string state_dir = "/var/lib/clusweb";
   };
   auto apply_flags = std::make_shared<ApplyFlags>();
   CLI::App* apply_leaf =
@@ -1055,6 +1123,7 @@ void add_other_commands(CLI::App& root, const Sink& sink) {
                  command.kind = Kind::kApply;
                  command.files = apply_flags->files;
                  command.dry_run = apply_flags->dry_run;
+                 command.state_dir = apply_flags->state_dir;
                  return command;
                }));
   apply_leaf->add_option("-f,--file", apply_flags->files, "manifest file or folder (repeatable)")
@@ -1062,6 +1131,11 @@ void add_other_commands(CLI::App& root, const Sink& sink) {
       ->allow_extra_args(false);
   apply_leaf->add_flag("--dry-run", apply_flags->dry_run,
                        "check with the agent what would change, write nothing");
+  apply_leaf
+      ->add_option("--state-dir", apply_flags->state_dir,
+                   "this node's state folder: its data key seals the TLS keys of https bindings")
+      ->envname("CLUSWEB_STATE_DIR")
+      ->capture_default_str();
 }
 
 }  // namespace
@@ -1108,6 +1182,21 @@ int run_cluster_command(const ClusterCommand& command, AdminClient& client, std:
           command.output, format_config_history, out, err);
     case Kind::kConfigDelete:
       return config_delete(command, client, out, err);
+    case Kind::kConfigInitKey:
+    case Kind::kConfigJoinKey:
+    case Kind::kConfigExport:
+    case Kind::kConfigImport: {
+      KeyCommand key{command.password_file,
+                     command.state_dir,
+                     command.kdf == "interactive" ? secrets::kInteractive : secrets::kModerate,
+                     command.file,
+                     command.dry_run,
+                     command.output};
+      if (command.kind == Kind::kConfigInitKey) return init_key(key, client, out, err);
+      if (command.kind == Kind::kConfigJoinKey) return join_key(key, client, out, err);
+      if (command.kind == Kind::kConfigExport) return export_config(key, client, out, err);
+      return import_config(key, client, out, err);
+    }
     case Kind::kGroupList:
       return group_list(command, client, out, err);
     case Kind::kGroupShow:

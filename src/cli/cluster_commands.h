@@ -57,6 +57,10 @@ struct ClusterCommand {
     kConfigDiff,      // config diff: `files`, or `revision` (from) and `to_revision`
     kConfigHistory,   // config history: `limit`
     kConfigDelete,    // config delete: `objects`, `dry_run`
+    kConfigInitKey,   // config init-key: `password_file`, `state_dir`, `kdf`
+    kConfigJoinKey,   // config join-key: `password_file`, `state_dir`
+    kConfigExport,    // config export: `password_file`, `file` ("" = standard output)
+    kConfigImport,    // config import: `file`, `password_file`, `state_dir`, `dry_run`
   };
 
   Kind kind = Kind::kStatus;
@@ -97,6 +101,12 @@ struct ClusterCommand {
   std::int64_t to_revision = 0;
   // config delete: "site/NAME", "pool/NAME".
   std::vector<std::string> objects;
+
+  // The data key (apply seals TLS keys with it): this node's state folder holds its copy.
+  std::string state_dir = "/var/lib/clusweb";
+  std::string password_file;
+  std::string kdf = "moderate";  // init-key, import: "moderate" or "interactive"
+  std::string file;              // export (output), import (input)
 };
 
 // Registers `cluster status`, `group list|show|create|delete|move|online|offline`,

@@ -123,7 +123,7 @@ Result<std::string> format_config_manifests(std::string_view json) {
   return text;
 }
 
-Result<std::string> format_config_delete(std::string_view json, bool dry_run) {
+Result<std::string> format_config_write(std::string_view json, bool dry_run) {
   Result<Json> doc = parse_object(json, kClusterAgent);
   if (!doc.ok()) return doc.error();
   std::string text = dry_run ? "dry run: nothing was written\n"

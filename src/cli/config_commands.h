@@ -33,8 +33,9 @@ Result<std::string> format_config_history(std::string_view json);
 // manifest it came from in a comment.
 Result<std::string> format_config_manifests(std::string_view json);
 
-// POST /v1/config/delete -> what was (or would be) deleted.
-Result<std::string> format_config_delete(std::string_view json, bool dry_run);
+// POST /v1/config/delete and /v1/config/import -> the revision written (or "dry run") and the
+// changes.
+Result<std::string> format_config_write(std::string_view json, bool dry_run);
 
 // "site/NAME" and "pool/NAME" arguments -> {"sites": [...], "pools": [...]}.
 Result<Json> config_objects(const std::vector<std::string>& arguments);

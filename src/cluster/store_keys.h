@@ -67,6 +67,9 @@ class StoreKeys {
   std::string config_status(std::string_view node) const {
     return config_statuses() + std::string(node);
   }
+  // The cluster's data key, wrapped by a key derived from the administrator's password
+  // (secrets/data_key.h: the JSON record of wrap()).
+  std::string data_key() const { return root_ + "secrets/data-key"; }
   std::string events_next() const { return root_ + "events-next"; }
   std::string events() const { return root_ + "events/"; }
   // Zero-padded so that key order is sequence order.

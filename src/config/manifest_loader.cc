@@ -263,9 +263,24 @@ void check_site(const std::string& key, const Site& site, Problems& problems) {
       fail(binding.where, field,
            fmt::format("\"{}\" is not in canonical form (\"{}\")", binding.url(), parsed->url()));
     }
-    if (auto problem = certificate_problem(binding.scheme, !binding.certificate.empty(),
-                                           !binding.key.empty())) {
+    if (auto problem =
+            certificate_problem(binding.scheme, binding.has_certificate(), binding.has_key())) {
       fail(binding.where, field, *problem);
+    }
+    if (!binding.certificate.empty() && !binding.certificate_pem.empty()) {
+      fail(binding.where, join_path(field, "certificatePem"),
+           "a binding has either a certificate file or inline PEM, not both");
+    }
+    if (!binding.key.empty() && !binding.key_sealed.empty()) {
+      fail(binding.where, join_path(field, "keySealed"),
+           "a binding has either a key file or a sealed key, not both");
+    }
+    if (!binding.key_sealed.empty() && !binding.key_sealed.starts_with("sealed:")) {
+      fail(binding.where, join_path(field, "keySealed"), "is not a sealed value");
+    }
+    if (!binding.certificate_pem.empty() &&
+        binding.certificate_pem.find("-----BEGIN ") == std::string::npos) {
+      fail(binding.where, join_path(field, "certificatePem"), "is not PEM text");
     }
     for (const auto& [name, path] :
          {std::pair{"certificate", &binding.certificate}, std::pair{"key", &binding.key}}) {

@@ -40,6 +40,13 @@ std::vector<std::string> filesystem_problems(const Site& site) {
   if (auto problem = missing_directory(site.root)) problems.push_back("physicalPath: " + *problem);
   for (const Binding& binding : site.bindings) {
     if (binding.scheme != Scheme::kHttps) continue;
+    if (binding.inline_material()) {
+      // Written to files by the agent before the web service reads the cache.
+      problems.push_back(fmt::format(
+          "binding {}: inline TLS material that this node's agent has not written to files",
+          binding.url()));
+      continue;
+    }
     if (auto problem = missing_file(binding.certificate, R_OK)) {
       problems.push_back(fmt::format("binding {}: certificate: {}", binding.url(), *problem));
     }
@@ -65,6 +72,10 @@ std::vector<std::string> filesystem_problems(const ApplicationPool& pool) {
 }
 
 }  // namespace
+
+std::string tls_key_context(const std::string& site, const Binding& binding) {
+  return fmt::format("clusweb tls key: site {} binding {}", site, binding.url());
+}
 
 std::string encode_shared_config(const SharedConfig& shared) {
   json payload = json::parse(to_json(shared.config));

@@ -17,7 +17,8 @@ std::string address_for_url(const std::string& address) {
 // was written, so moving a binding inside a manifest is not a change.
 bool same_binding(const Binding& a, const Binding& b) {
   return a.scheme == b.scheme && a.address == b.address && a.port == b.port && a.host == b.host &&
-         a.certificate == b.certificate && a.key == b.key;
+         a.certificate == b.certificate && a.key == b.key &&
+         a.certificate_pem == b.certificate_pem && a.key_sealed == b.key_sealed;
 }
 
 bool same_application(const Application& a, const Application& b) {

@@ -27,7 +27,18 @@ struct Binding {
   std::string host;         // "" = any host; "*.example.com" = wildcard; lowercase
   std::string certificate;  // https: PEM certificate chain file (resolved path)
   std::string key;          // https: PEM private key file (resolved path)
+  // The shared configuration carries TLS material inline instead of paths (a path on the
+  // administrator's machine means nothing on a node): the certificate chain as PEM text and
+  // the private key sealed with the cluster's data key (secrets/data_key.h). Each node's
+  // agent writes them to root-only files and puts their paths in `certificate` and `key`
+  // before the web service sees them. Never both a path and an inline value.
+  std::string certificate_pem;
+  std::string key_sealed;
   SourceLocation where;
+
+  bool has_certificate() const { return !certificate.empty() || !certificate_pem.empty(); }
+  bool has_key() const { return !key.empty() || !key_sealed.empty(); }
+  bool inline_material() const { return !certificate_pem.empty() || !key_sealed.empty(); }
 
   // "http://127.0.0.1:8080/www.example.com"
   std::string url() const;

@@ -46,10 +46,13 @@ OrderedJson encode_server(const ServerSettings& server) {
 OrderedJson encode_site(const Site& site) {
   OrderedJson bindings = OrderedJson::array();
   for (const Binding& binding : site.bindings) {
-    bindings.push_back(OrderedJson{{"url", binding.url()},
-                                   {"certificate", binding.certificate},
-                                   {"key", binding.key},
-                                   {"where", encode_where(binding.where)}});
+    OrderedJson encoded{
+        {"url", binding.url()}, {"certificate", binding.certificate}, {"key", binding.key}};
+    // Inline TLS material only where there is some (the shared configuration's).
+    if (!binding.certificate_pem.empty()) encoded["certificatePem"] = binding.certificate_pem;
+    if (!binding.key_sealed.empty()) encoded["keySealed"] = binding.key_sealed;
+    encoded["where"] = encode_where(binding.where);
+    bindings.push_back(std::move(encoded));
   }
   OrderedJson applications = OrderedJson::array();
   for (const Application& application : site.applications) {
@@ -285,7 +288,7 @@ void decode_server(JsonReader& reader, const Json& value, std::string_view path,
 void decode_binding(JsonReader& reader, const Json& value, std::string_view path,
                     Binding& binding) {
   reader.read_object(
-      value, path, {"url", "certificate", "key", "where"},
+      value, path, {"url", "certificate", "key", "certificatePem", "keySealed", "where"},
       [&](std::string_view name, const Json& member, const std::string& member_path) {
         if (name == "url") {
           std::string url;
@@ -303,6 +306,10 @@ void decode_binding(JsonReader& reader, const Json& value, std::string_view path
           reader.read_string(member, member_path, binding.certificate);
         } else if (name == "key") {
           reader.read_string(member, member_path, binding.key);
+        } else if (name == "certificatePem") {
+          reader.read_string(member, member_path, binding.certificate_pem);
+        } else if (name == "keySealed") {
+          reader.read_string(member, member_path, binding.key_sealed);
         } else {
           reader.read_where(member, member_path, binding.where);
         }

@@ -121,6 +121,44 @@ TEST(WebConfigJsonTest, RoundTripKeepsEveryField) {
   EXPECT_EQ(to_json(*decoded), text);
 }
 
+// The shared configuration's form of an https binding: the chain inline, the key sealed.
+TEST(WebConfigJsonTest, InlineTlsMaterialRoundTripsAndIsChecked) {
+  auto site = [](const std::string& binding) {
+    return R"({"sites": [{"name": "s", "physicalPath": "/srv/s", "bindings": [)" + binding + "]}]}";
+  };
+  const std::string inline_binding =
+      R"({"url": "https://*:443/s.example.com", "certificatePem": "-----BEGIN CERTIFICATE-----\nMIIB\n",
+          "keySealed": "sealed:v1:k0123456789abcdef:AAAA"})";
+  auto decoded = web_config_from_json(site(inline_binding));
+  ASSERT_TRUE(decoded.ok()) << decoded.error().describe();
+  const Binding& binding = decoded->sites.at("s").bindings.at(0);
+  EXPECT_EQ(binding.certificate_pem, "-----BEGIN CERTIFICATE-----\nMIIB\n");
+  EXPECT_EQ(binding.key_sealed, "sealed:v1:k0123456789abcdef:AAAA");
+  EXPECT_TRUE(binding.inline_material());
+  auto again = web_config_from_json(to_json(*decoded));
+  ASSERT_TRUE(again.ok()) << again.error().describe();
+  EXPECT_TRUE(again->sites.at("s") == decoded->sites.at("s"));
+  // A plain binding does not grow the inline fields.
+  EXPECT_EQ(to_json(full_config()).find("keySealed"), std::string::npos);
+
+  for (const auto& [binding_text, problem] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"url": "https://*:443/s.example.com", "certificatePem": "-----BEGIN X-----",
+                "keySealed": "plain text key"})",
+            "keySealed\": is not a sealed value"},
+           {R"({"url": "https://*:443/s.example.com", "certificatePem": "no pem",
+                "keySealed": "sealed:v1:k:AAAA"})",
+            "certificatePem\": is not PEM text"},
+           {R"({"url": "https://*:443/s.example.com", "certificate": "/etc/c.pem",
+                "certificatePem": "-----BEGIN X-----", "keySealed": "sealed:v1:k:AAAA"})",
+            "either a certificate file or inline PEM"},
+           {R"({"url": "http://*:80", "keySealed": "sealed:v1:k:AAAA"})",
+            "apply only to https bindings"}}) {
+    auto refused = web_config_from_json(site(binding_text));
+    ASSERT_FALSE(refused.ok()) << binding_text;
+    EXPECT_THAT(refused.error().describe(), HasSubstr(problem));
+  }
+}
+
 TEST(WebConfigJsonTest, RoundTripOfDefaults) {
   const WebConfig original;
   auto decoded = web_config_from_json(to_json(original));
