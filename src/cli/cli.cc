@@ -3,11 +3,14 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <string_view>
+#include <vector>
 
 #include "base/log.h"
-#include "cli/agent_commands.h"
 #include "cli/cluster_commands.h"
 #include "cli/web_admin_commands.h"
 #include "web/frontend.h"
@@ -23,9 +26,26 @@ std::string self_executable(const char* argv0) {
   return ec ? std::string(argv0) : path.string();
 }
 
+// `clusweb agent ...` and `clusweb up ...` are run by `clusweb-agent`, next to this binary.
+int run_agent_executable(int argc, char** argv) {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const std::string agent =
+      ec ? std::string("clusweb-agent") : (self.parent_path() / "clusweb-agent").string();
+  std::vector<char*> args{const_cast<char*>(agent.c_str())};
+  for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
+  args.push_back(nullptr);
+  ::execv(agent.c_str(), args.data());
+  std::cerr << "clusweb: cannot run " << agent << ": " << std::strerror(errno) << "\n";
+  return 127;
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
+  if (argc > 1 && (std::string_view(argv[1]) == "agent" || std::string_view(argv[1]) == "up")) {
+    return run_agent_executable(argc, argv);
+  }
   CLI::App app{"clusweb: highly available web publishing"};
   app.require_subcommand(1);
   int exit_code = 0;
@@ -81,7 +101,13 @@ int run(int argc, char** argv) {
 
   add_web_admin_commands(app, *web, exit_code);
   add_cluster_commands(app, exit_code);
-  add_agent_commands(app, exit_code, web_options.executable);
+  // Listed here for --help; run_agent_executable() runs them.
+  app.add_subcommand("agent",
+                     "run this node's cluster agent (membership, placement, resources); "
+                     "\"clusweb agent --help\" tells more");
+  app.add_subcommand("up",
+                     "run everything on this machine: embedded store, agent and the web service "
+                     "with the groups of the manifests; \"clusweb up --help\" tells more");
 
   try {
     app.parse(argc, argv);

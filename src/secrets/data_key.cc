@@ -135,17 +135,22 @@ std::string wrap_additional_data(std::string_view cluster, std::string_view key_
 
 Error record_error(std::string_view what) { return make_error("{}: {}", kRecordName, what); }
 
+// A record names the work its password costs; whoever can write the store must not be able to
+// make every node that unwraps it spend minutes or gigabytes: at most 10 passes over 1 GiB.
+constexpr std::uint64_t kMaxOpslimit = 10;
+constexpr std::uint64_t kMaxMemlimit = std::uint64_t{1} << 30;
+
 Error limits_error(std::uint64_t opslimit, std::uint64_t memlimit) {
   return make_error(
-      "key derivation limits opslimit={} memlimit={} are outside libsodium's range "
+      "key derivation limits opslimit={} memlimit={} are outside the accepted range "
       "(opslimit {}..{}, memlimit {}..{})",
-      opslimit, memlimit, crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_OPSLIMIT_MAX,
-      crypto_pwhash_MEMLIMIT_MIN, crypto_pwhash_MEMLIMIT_MAX);
+      opslimit, memlimit, crypto_pwhash_OPSLIMIT_MIN, kMaxOpslimit, crypto_pwhash_MEMLIMIT_MIN,
+      kMaxMemlimit);
 }
 
 bool limits_in_range(std::uint64_t opslimit, std::uint64_t memlimit) {
-  return opslimit >= crypto_pwhash_OPSLIMIT_MIN && opslimit <= crypto_pwhash_OPSLIMIT_MAX &&
-         memlimit >= crypto_pwhash_MEMLIMIT_MIN && memlimit <= crypto_pwhash_MEMLIMIT_MAX;
+  return opslimit >= crypto_pwhash_OPSLIMIT_MIN && opslimit <= kMaxOpslimit &&
+         memlimit >= crypto_pwhash_MEMLIMIT_MIN && memlimit <= kMaxMemlimit;
 }
 
 bool is_key_id(std::string_view text) {

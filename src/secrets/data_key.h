@@ -107,8 +107,9 @@ class DataKey {
 bool is_sealed(std::string_view text);
 
 // The data key in a wrapped-key record. Errors: the record is malformed (naming the field), of
-// an unknown version or kdf, or has limits outside libsodium's range; for a wrong password (or
-// a record of another cluster) a message starting with "wrong password".
+// an unknown version or kdf, or has limits outside the accepted range (libsodium's minimums; at
+// most 10 passes, 1 GiB); for a wrong password (or a record of another cluster) a message starting
+// with "wrong password".
 Result<DataKey> unwrap(std::string_view record, std::string_view password,
                        std::string_view cluster);
 

@@ -286,7 +286,7 @@ TEST(WrapTest, ShortPasswordsAndLimitsOutOfRangeAreRefused) {
 
   auto no_passes = wrap(key, kPassword, kCluster, KdfLimits{0, 8192});
   ASSERT_FALSE(no_passes);
-  EXPECT_TRUE(contains(no_passes.error().describe(), "outside libsodium's range"));
+  EXPECT_TRUE(contains(no_passes.error().describe(), "outside the accepted range"));
   EXPECT_FALSE(wrap(key, kPassword, kCluster, KdfLimits{1, 4096}));
 }
 
@@ -326,9 +326,13 @@ TEST(WrapTest, MalformedRecordsNameTheProblem) {
            Case{changed("opslimit", -1), "field \"opslimit\" is not a non-negative integer"},
            Case{without("memlimit"), "field \"memlimit\" is missing"},
            Case{changed("opslimit", 0),
-                "key derivation limits opslimit=0 memlimit=8192 are outside libsodium's range"},
+                "key derivation limits opslimit=0 memlimit=8192 are outside the accepted range"},
            Case{changed("memlimit", 1024),
-                "key derivation limits opslimit=1 memlimit=1024 are outside libsodium's range"},
+                "key derivation limits opslimit=1 memlimit=1024 are outside the accepted range"},
+           // A record cannot make the nodes that unwrap it spend gigabytes.
+           Case{changed("memlimit", std::uint64_t{2} << 30),
+                "key derivation limits opslimit=1 memlimit=2147483648 are outside the accepted "
+                "range"},
        }) {
     SCOPED_TRACE(c.record);
     auto unwrapped = unwrap(c.record, kPassword, kCluster);

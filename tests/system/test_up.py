@@ -83,9 +83,13 @@ class UpTest(unittest.TestCase):
     def test_the_manifests_become_the_shared_configuration_and_apply_changes_it(self):
         self.up(self.manifest)
         wait_for(lambda: self.page() == "one", START_TIMEOUT, "the site to serve")
-        status = json.loads(self.clusweb("config", "status", "-o", "json").stdout)
+        # The web service starts from the cache `up` wrote; the agent reports it after.
+        def reported():
+            status = json.loads(self.clusweb("config", "status", "-o", "json").stdout)
+            served = status["nodes"] and status["nodes"][0]["revision"] == status["revision"]
+            return status if served else None
+        status = wait_for(reported, WAIT_TIMEOUT, "the node to report what it serves")
         self.assertEqual(status["sites"], ["shop"])
-        self.assertEqual(status["nodes"][0]["revision"], status["revision"])
         group = json.loads(self.clusweb("cluster", "status", "-o", "json").stdout)["groups"][0]
         self.assertEqual((group["name"], group["state"]), ("shop", "Online"))
         # The node's own settings stay in a manifest of the node's.

@@ -1,4 +1,4 @@
-#include "cli/agent_commands.h"
+#include "agent_commands.h"
 
 #include <CLI/CLI.hpp>
 #include <memory>
