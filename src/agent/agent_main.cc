@@ -299,7 +299,7 @@ int run_agent(const AgentRunOptions& options) {
   follower_options.cache = shared_config_cache;
   if (web) follower_options.web_socket = web_socket;
   follower_options.data_key_file = std::filesystem::path(options.state_dir) / "data.key";
-  follower_options.tls_dir = std::filesystem::path(options.state_dir) / "tls";
+  follower_options.secrets_dir = std::filesystem::path(options.state_dir) / "secrets";
   ConfigFollower follower(io.get_executor(), *store, follower_options);
   std::stop_source follower_stop;
 

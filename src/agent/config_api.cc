@@ -391,25 +391,34 @@ Status ConfigApi::check_sealed_keys(const config::WebConfig& config,
     Result<std::string> id = secrets::record_key_id(*record);
     if (id.ok()) cluster_key = *id;
   }
+  // Every sealed value with what it belongs to.
+  std::vector<std::pair<std::string, const std::string*>> sealed_values;
   for (const auto& [name, site] : config.sites) {
     for (const config::Binding& binding : site.bindings) {
       if (binding.key_sealed.empty()) continue;
-      // sealed:v1:<key id>:<data>
-      const std::string_view sealed = binding.key_sealed;
-      const auto id_start = sealed.find(':', sealed.find(':') + 1) + 1;
-      const std::string id(sealed.substr(id_start, sealed.find(':', id_start) - id_start));
-      if (cluster_key.empty()) {
-        return make_error(
-            "site \"{}\" binding {}: its key is sealed with data key {}, and "
-            "the cluster has no data key (clusweb config init-key)",
-            name, binding.url(), id);
-      }
-      if (id != cluster_key) {
-        return make_error(
-            "site \"{}\" binding {}: its key is sealed with data key {}, not the "
-            "cluster's ({})",
-            name, binding.url(), id, cluster_key);
-      }
+      sealed_values.emplace_back(
+          fmt::format("site \"{}\" binding {}: its key", name, binding.url()), &binding.key_sealed);
+    }
+  }
+  for (const auto& [name, pool] : config.pools) {
+    for (const auto& [variable, value] : pool.secret_environment_sealed) {
+      sealed_values.emplace_back(fmt::format("pool \"{}\" secret {}", name, variable), &value);
+    }
+  }
+  for (const auto& [what, value] : sealed_values) {
+    // sealed:v1:<key id>:<data>
+    const std::string_view sealed = *value;
+    const auto id_start = sealed.find(':', sealed.find(':') + 1) + 1;
+    const std::string id(sealed.substr(id_start, sealed.find(':', id_start) - id_start));
+    if (cluster_key.empty()) {
+      return make_error(
+          "{} is sealed with data key {}, and the cluster has no data key "
+          "(clusweb config init-key)",
+          what, id);
+    }
+    if (id != cluster_key) {
+      return make_error("{} is sealed with data key {}, not the cluster's ({})", what, id,
+                        cluster_key);
     }
   }
   return {};

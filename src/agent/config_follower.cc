@@ -157,8 +157,8 @@ asio::awaitable<void> ConfigFollower::bring(std::int64_t revision, const std::st
     co_return;
   }
   shared->revision = revision;
-  if (Status tls = write_tls_files(*shared); !tls.ok()) {
-    status.problem = tls.error().describe();
+  if (Status secret = write_secret_files(*shared); !secret.ok()) {
+    status.problem = secret.error().describe();
     log_()->error("shared configuration revision {}: {}", revision, status.problem);
     co_await publish(std::move(status));
     co_return;
@@ -204,14 +204,18 @@ asio::awaitable<void> ConfigFollower::bring(std::int64_t revision, const std::st
   co_await publish(std::move(status));
 }
 
-Status ConfigFollower::write_tls_files(config::SharedConfig& shared) const {
+Status ConfigFollower::write_secret_files(config::SharedConfig& shared) const {
   bool any = false;
   for (const auto& [name, site] : shared.config.sites) {
     for (const config::Binding& binding : site.bindings) any = any || binding.inline_material();
   }
+  for (const auto& [name, pool] : shared.config.pools) {
+    any = any || !pool.secret_environment_sealed.empty();
+  }
+  const std::filesystem::path& folder = options_.secrets_dir;
   std::error_code ec;
   if (!any) {
-    std::filesystem::remove_all(options_.tls_dir, ec);
+    std::filesystem::remove_all(folder, ec);
     return {};
   }
   Result<std::optional<secrets::DataKey>> key =
@@ -219,41 +223,58 @@ Status ConfigFollower::write_tls_files(config::SharedConfig& shared) const {
   if (!key.ok()) return key.error();
   if (!key->has_value()) {
     return make_error(
-        "it holds sealed TLS keys and this node has no data key (no {}): run \"clusweb config "
+        "it holds sealed secrets and this node has no data key (no {}): run \"clusweb config "
         "join-key --password-file FILE\" on this node",
         options_.data_key_file.string());
   }
-  std::filesystem::create_directories(options_.tls_dir, ec);
-  std::filesystem::permissions(options_.tls_dir, std::filesystem::perms::owner_all, ec);
+  std::filesystem::create_directories(folder, ec);
+  std::filesystem::permissions(folder, std::filesystem::perms::owner_all, ec);
   std::set<std::string> used;
+  // Files are named by their object and a checksum of the sealed text: a new secret is a new
+  // path, which the web service takes as a changed site or pool.
+  auto keep = [&](const std::string& base, const std::string& text, std::string& path) -> Status {
+    const std::filesystem::path file = folder / base;
+    if (Status written = write_private_file(file, text); !written.ok()) return written;
+    used.insert(base);
+    path = file.string();
+    return {};
+  };
   for (auto& [name, site] : shared.config.sites) {
     for (config::Binding& binding : site.bindings) {
       if (!binding.inline_material()) continue;
-      // Named by site, listener and a checksum of the sealed text: a new key is a new path,
-      // which the web service takes as a changed site.
-      const std::string base = fmt::format("{}-{}-{}-{:08x}", name, binding.port,
+      const std::string base = fmt::format("site-{}-{}-{}-{:08x}", name, binding.port,
                                            binding.host.empty() ? "any" : binding.host,
                                            crc32(binding.certificate_pem + binding.key_sealed));
-      const std::filesystem::path certificate = options_.tls_dir / (base + ".crt");
-      const std::filesystem::path private_key = options_.tls_dir / (base + ".key");
       Result<std::string> opened =
           (*key)->open(binding.key_sealed, config::tls_key_context(name, binding));
       if (!opened.ok()) {
         return make_error("site \"{}\" binding {}: the TLS key {}", name, binding.url(),
                           opened.error().message);
       }
-      for (const auto& [path, text] :
-           {std::pair{&certificate, &binding.certificate_pem}, {&private_key, &*opened}}) {
-        if (Status written = write_private_file(*path, *text); !written.ok()) return written;
-        used.insert(path->filename().string());
+      if (Status kept = keep(base + ".crt", binding.certificate_pem, binding.certificate);
+          !kept.ok()) {
+        return kept;
       }
-      binding.certificate = certificate.string();
-      binding.key = private_key.string();
+      if (Status kept = keep(base + ".key", *opened, binding.key); !kept.ok()) return kept;
       binding.certificate_pem.clear();
       binding.key_sealed.clear();
     }
   }
-  for (const auto& entry : std::filesystem::directory_iterator(options_.tls_dir, ec)) {
+  for (auto& [name, pool] : shared.config.pools) {
+    for (const auto& [variable, sealed] : pool.secret_environment_sealed) {
+      Result<std::string> opened =
+          (*key)->open(sealed, config::pool_secret_context(name, variable));
+      if (!opened.ok()) {
+        return make_error("pool \"{}\" secret {}: {}", name, variable, opened.error().message);
+      }
+      const std::string base = fmt::format("pool-{}-{}-{:08x}", name, variable, crc32(sealed));
+      if (Status kept = keep(base, *opened, pool.secret_environment[variable]); !kept.ok()) {
+        return kept;
+      }
+    }
+    pool.secret_environment_sealed.clear();
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(folder, ec)) {
     if (!used.contains(entry.path().filename().string())) {
       std::filesystem::remove(entry.path(), ec);
     }

@@ -26,9 +26,10 @@ struct ConfigFollowerOptions {
   std::filesystem::path cache;
   std::string web_socket;  // the web service's admin socket; "" = no web service here
   // This node's copy of the cluster's data key (written by `clusweb config join-key`), and
-  // the root-only folder where the TLS material of the shared configuration is written.
+  // the root-only folder where the shared configuration's secrets are written for the web
+  // service (TLS chains and keys, pools' secret variables).
   std::filesystem::path data_key_file;
-  std::filesystem::path tls_dir;
+  std::filesystem::path secrets_dir;
   // Pause after a store or web service failure, doubling up to the maximum.
   std::chrono::milliseconds retry{200};
   std::chrono::milliseconds max_retry{5000};
@@ -61,9 +62,10 @@ class ConfigFollower {
                                      const std::stop_token& stop);
   boost::asio::awaitable<void> publish(NodeConfigStatus status);
   // Writes the inline TLS material of `shared` (certificate PEM, sealed keys opened with the
-  // node's data key) to files under tls_dir and puts their paths in the bindings, so that the
-  // cache and the web service see files only; removes files no binding uses any more.
-  Status write_tls_files(config::SharedConfig& shared) const;
+  // node's data key) and the pools' sealed variables to files under secrets_dir and puts
+  // their paths in the bindings and pools, so that the cache and the web service see files
+  // only; removes the files nothing uses any more.
+  Status write_secret_files(config::SharedConfig& shared) const;
 
   boost::asio::any_io_executor executor_;
   store::Store& store_;

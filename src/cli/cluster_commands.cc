@@ -490,7 +490,7 @@ int apply_body(const ClusterCommand& command, bool web_only, Json& body, std::os
                               sites_and_pools->server.where.describe()));
       return kExitUsage;
     }
-    if (Status sealed = seal_tls_material(*sites_and_pools, data_key_path(command.state_dir));
+    if (Status sealed = seal_secrets(*sites_and_pools, data_key_path(command.state_dir));
         !sealed.ok()) {
       report(err, sealed.error().describe() + "; nothing was applied");
       return kExitUsage;

@@ -49,20 +49,22 @@ std::filesystem::path data_key_path(const std::filesystem::path& state_dir) {
   return state_dir / "data.key";
 }
 
-Status seal_tls_material(config::WebConfig& config, const std::filesystem::path& key_file) {
+Status seal_secrets(config::WebConfig& config, const std::filesystem::path& key_file) {
   bool any = false;
   for (const auto& [name, site] : config.sites) {
     for (const config::Binding& binding : site.bindings) {
       any = any || binding.scheme == config::Scheme::kHttps;
     }
   }
+  for (const auto& [name, pool] : config.pools) any = any || !pool.secret_environment.empty();
   if (!any) return {};
   Result<std::optional<secrets::DataKey>> key = secrets::read_key_file(os_file_system(), key_file);
   if (!key.ok()) return key.error();
   if (!key->has_value()) {
     return make_error(
-        "https bindings carry their private keys sealed with the cluster's data key, and this "
-        "node has none ({}): run \"clusweb config join-key --password-file FILE\" here first "
+        "https bindings' private keys and pools' secret variables travel sealed with the "
+        "cluster's data key, and this node has none ({}): run \"clusweb config join-key "
+        "--password-file FILE\" here first "
         "(\"clusweb config init-key\" once for a new cluster)",
         key_file.string());
   }
@@ -85,6 +87,21 @@ Status seal_tls_material(config::WebConfig& config, const std::filesystem::path&
       binding.certificate.clear();
       binding.key.clear();
     }
+  }
+  for (auto& [name, pool] : sealed.pools) {
+    for (const auto& [variable, path] : pool.secret_environment) {
+      Result<std::string> value = read_text_file(path);
+      if (!value.ok()) {
+        return make_error("{}: pool \"{}\": secretEnvironment.{}: {}", pool.where.describe(), name,
+                          variable, value.error().message);
+      }
+      // As the web service reads such a file: without its last line break.
+      if (value->ends_with('\n')) value->pop_back();
+      if (value->ends_with('\r')) value->pop_back();
+      pool.secret_environment_sealed[variable] =
+          (*key)->seal(*value, config::pool_secret_context(name, variable));
+    }
+    pool.secret_environment.clear();
   }
   config = std::move(sealed);
   return {};

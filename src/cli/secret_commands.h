@@ -22,10 +22,11 @@ namespace clusweb::cli {
 std::filesystem::path data_key_path(const std::filesystem::path& state_dir);
 
 // Every https binding of `config` gets its certificate chain inline (PEM) and its private key
-// sealed with the node's data key (`key_file`), in place of the paths, which mean nothing on
-// other nodes. An Error naming the binding when a file cannot be read, and one that says how to
-// get the key when the node has none; nothing is changed then.
-Status seal_tls_material(config::WebConfig& config, const std::filesystem::path& key_file);
+// sealed with the node's data key (`key_file`), and every pool's secret variables their values
+// sealed, in place of the paths, which mean nothing on other nodes. An Error naming the object
+// when a file cannot be read, and one that says how to get the key when the node has none;
+// nothing is changed then.
+Status seal_secrets(config::WebConfig& config, const std::filesystem::path& key_file);
 
 struct KeyCommand {
   std::filesystem::path password_file;

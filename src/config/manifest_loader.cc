@@ -336,6 +336,26 @@ void check_pool(const std::string& key, const ApplicationPool& pool, Problems& p
     if (auto problem = environment_name_problem(name))
       fail(join_path("environment", name), *problem);
   }
+  for (const auto& [name, path] : pool.secret_environment) {
+    if (auto problem = environment_name_problem(name)) {
+      fail(join_path("secretEnvironment", name), *problem);
+    } else if (!fs::path(path).is_absolute()) {
+      fail(join_path("secretEnvironment", name), "must be an absolute path");
+    }
+    if (pool.environment.contains(name) || pool.secret_environment_sealed.contains(name)) {
+      fail(join_path("secretEnvironment", name), "is also set elsewhere in the pool");
+    }
+  }
+  for (const auto& [name, sealed] : pool.secret_environment_sealed) {
+    if (auto problem = environment_name_problem(name)) {
+      fail(join_path("secretEnvironmentSealed", name), *problem);
+    } else if (!sealed.starts_with("sealed:")) {
+      fail(join_path("secretEnvironmentSealed", name), "is not a sealed value");
+    }
+    if (pool.environment.contains(name)) {
+      fail(join_path("secretEnvironmentSealed", name), "is also set in environment");
+    }
+  }
   if (!kProcesses.contains(pool.processes)) fail("processes", kProcesses.describe());
   if (pool.startup_time_limit <= milliseconds::zero()) {
     fail("startupTimeLimit", "must be greater than 0");
@@ -778,69 +798,93 @@ ApplicationPool read_pool(DocumentReader& reader, const Field& document) {
   ApplicationPool pool;
   pool.where = document.where;
   pool.working_directory = reader.resolve(".");
-  reader.read_map(
-      document,
-      {"kind", "name", "command", "workingDirectory", "environment", "user", "processes", "socket",
-       "autoStart", "startupTimeLimit", "shutdownTimeLimit", "rapidFailProtection", "queueLength"},
-      {"name", "command"}, [&](std::string_view name, const Field& field) {
-        if (name == "name") {
-          if (auto value = reader.name_value(field)) pool.name = std::move(*value);
-        } else if (name == "command") {
-          read_command(reader, field, pool);
-        } else if (name == "workingDirectory") {
-          auto value = reader.non_empty_string(field);
-          if (!value) return;
-          pool.working_directory = reader.resolve(*value);
-          if (reader.check_filesystem()) {
-            if (auto problem = directory_problem(pool.working_directory)) {
-              reader.fail(field, *problem);
-            }
-          }
-        } else if (name == "environment") {
-          auto environment =
-              reader.string_map(field, [](const std::string& key, const std::string&) {
-                return environment_name_problem(key);
-              });
-          if (environment) pool.environment = std::move(*environment);
-        } else if (name == "user") {
-          if (auto value = reader.string_value(field)) pool.user = std::move(*value);
-        } else if (name == "processes") {
-          if (auto value = reader.int_value(field, kProcesses)) pool.processes = *value;
-        } else if (name == "socket") {
-          auto value = reader.string_value(field);
-          if (!value) return;
-          if (*value == "activation") {
-            pool.socket = SocketMode::kActivation;
-          } else if (*value == "port") {
-            pool.socket = SocketMode::kPort;
-          } else {
-            reader.fail(field, "must be \"activation\" or \"port\"");
-          }
-        } else if (name == "autoStart") {
-          if (auto value = reader.bool_value(field)) pool.auto_start = *value;
-        } else if (name == "startupTimeLimit") {
-          if (auto value = reader.duration_value(field)) pool.startup_time_limit = *value;
-        } else if (name == "shutdownTimeLimit") {
-          if (auto value = reader.duration_value(field)) pool.shutdown_time_limit = *value;
-        } else if (name == "rapidFailProtection") {
-          reader.read_map(field, {"enabled", "maxCrashes", "interval"}, {},
-                          [&](std::string_view key, const Field& setting) {
-                            if (key == "enabled") {
-                              if (auto value = reader.bool_value(setting)) {
-                                pool.rapid_fail_protection = *value;
-                              }
-                            } else if (key == "maxCrashes") {
-                              if (auto value = reader.int_value(setting, kMaxCrashes)) {
-                                pool.rapid_fail_max_crashes = *value;
-                              }
-                            } else if (auto value = reader.duration_value(setting)) {
-                              pool.rapid_fail_interval = *value;
-                            }
+  reader.read_map(document,
+                  {"kind", "name", "command", "workingDirectory", "environment",
+                   "secretEnvironment", "user", "processes", "socket", "autoStart",
+                   "startupTimeLimit", "shutdownTimeLimit", "rapidFailProtection", "queueLength"},
+                  {"name", "command"}, [&](std::string_view name, const Field& field) {
+                    if (name == "name") {
+                      if (auto value = reader.name_value(field)) pool.name = std::move(*value);
+                    } else if (name == "command") {
+                      read_command(reader, field, pool);
+                    } else if (name == "workingDirectory") {
+                      auto value = reader.non_empty_string(field);
+                      if (!value) return;
+                      pool.working_directory = reader.resolve(*value);
+                      if (reader.check_filesystem()) {
+                        if (auto problem = directory_problem(pool.working_directory)) {
+                          reader.fail(field, *problem);
+                        }
+                      }
+                    } else if (name == "environment") {
+                      auto environment =
+                          reader.string_map(field, [](const std::string& key, const std::string&) {
+                            return environment_name_problem(key);
                           });
-        } else if (name == "queueLength") {
-          if (auto value = reader.int_value(field, kQueueLength)) pool.queue_length = *value;
-        }
-      });
+                      if (environment) pool.environment = std::move(*environment);
+                    } else if (name == "secretEnvironment") {
+                      // NAME: file holding the value, relative to the manifest's folder.
+                      auto files = reader.string_map(
+                          field, [&](const std::string& key, const std::string& value) {
+                            if (auto problem = environment_name_problem(key)) return problem;
+                            if (value.empty())
+                              return std::optional<std::string>("must name a file");
+                            if (reader.check_filesystem())
+                              return file_problem(reader.resolve(value), R_OK);
+                            return std::optional<std::string>();
+                          });
+                      if (files) {
+                        for (auto& [key, value] : *files)
+                          pool.secret_environment[key] = reader.resolve(value);
+                      }
+                    } else if (name == "user") {
+                      if (auto value = reader.string_value(field)) pool.user = std::move(*value);
+                    } else if (name == "processes") {
+                      if (auto value = reader.int_value(field, kProcesses)) pool.processes = *value;
+                    } else if (name == "socket") {
+                      auto value = reader.string_value(field);
+                      if (!value) return;
+                      if (*value == "activation") {
+                        pool.socket = SocketMode::kActivation;
+                      } else if (*value == "port") {
+                        pool.socket = SocketMode::kPort;
+                      } else {
+                        reader.fail(field, "must be \"activation\" or \"port\"");
+                      }
+                    } else if (name == "autoStart") {
+                      if (auto value = reader.bool_value(field)) pool.auto_start = *value;
+                    } else if (name == "startupTimeLimit") {
+                      if (auto value = reader.duration_value(field))
+                        pool.startup_time_limit = *value;
+                    } else if (name == "shutdownTimeLimit") {
+                      if (auto value = reader.duration_value(field))
+                        pool.shutdown_time_limit = *value;
+                    } else if (name == "rapidFailProtection") {
+                      reader.read_map(field, {"enabled", "maxCrashes", "interval"}, {},
+                                      [&](std::string_view key, const Field& setting) {
+                                        if (key == "enabled") {
+                                          if (auto value = reader.bool_value(setting)) {
+                                            pool.rapid_fail_protection = *value;
+                                          }
+                                        } else if (key == "maxCrashes") {
+                                          if (auto value = reader.int_value(setting, kMaxCrashes)) {
+                                            pool.rapid_fail_max_crashes = *value;
+                                          }
+                                        } else if (auto value = reader.duration_value(setting)) {
+                                          pool.rapid_fail_interval = *value;
+                                        }
+                                      });
+                    } else if (name == "queueLength") {
+                      if (auto value = reader.int_value(field, kQueueLength))
+                        pool.queue_length = *value;
+                    }
+                  });
+  for (const auto& [name, path] : pool.secret_environment) {
+    if (pool.environment.contains(name)) {
+      reader.fail_at(pool.where, "secretEnvironment." + name,
+                     "is also set elsewhere in the pool (environment)");
+    }
+  }
   return pool;
 }
 

@@ -693,6 +693,42 @@ environment: {"A=B": c}
                  "ApplicationPool \"p\": field \"environment.A=B\": environment variable names");
 }
 
+TEST_F(ManifestLoaderTest, SecretEnvironmentNamesFilesResolvedAgainstTheManifest) {
+  write("secrets/db-password", "hunter22\n", 0600);
+  auto loaded = load(R"(kind: ApplicationPool
+name: p
+command: [worker.py]
+environment: {MODE: production}
+secretEnvironment: {DB_PASSWORD: secrets/db-password}
+)");
+  ASSERT_TRUE(loaded.ok()) << loaded.error().describe();
+  const ApplicationPool& pool = loaded->pools.at("p");
+  EXPECT_THAT(pool.secret_environment,
+              ElementsAre(Pair("DB_PASSWORD", path("secrets/db-password"))));
+  EXPECT_THAT(pool.environment, ElementsAre(Pair("MODE", "production")));
+
+  const std::string_view bad = R"(kind: ApplicationPool
+name: p
+command: [worker.py]
+secretEnvironment: {MISSING: secrets/none, "A=B": secrets/db-password}
+)";
+  auto refused = load(bad);
+  expect_problem(refused, bad, "secretEnvironment:",
+                 "ApplicationPool \"p\": field \"secretEnvironment.MISSING\": file");
+  expect_problem(refused, bad, "secretEnvironment:",
+                 "ApplicationPool \"p\": field \"secretEnvironment.A=B\": environment variable "
+                 "names");
+  const std::string_view twice = R"(kind: ApplicationPool
+name: p
+command: [worker.py]
+environment: {TWICE: a}
+secretEnvironment: {TWICE: secrets/db-password}
+)";
+  expect_problem(load(twice), twice, "kind: ApplicationPool",
+                 "ApplicationPool \"p\": field \"secretEnvironment.TWICE\": is also set "
+                 "elsewhere in the pool");
+}
+
 TEST_F(ManifestLoaderTest, BadSiteValues) {
   const std::string_view yaml = R"(kind: Site
 name: "bad name!"

@@ -68,6 +68,14 @@ std::vector<std::string> filesystem_problems(const ApplicationPool& pool) {
   if (auto problem = missing_directory(pool.working_directory)) {
     problems.push_back("workingDirectory: " + *problem);
   }
+  for (const auto& [name, path] : pool.secret_environment) {
+    if (auto problem = missing_file(path, R_OK)) {
+      problems.push_back(fmt::format("secretEnvironment.{}: {}", name, *problem));
+    }
+  }
+  if (!pool.secret_environment_sealed.empty()) {
+    problems.push_back("sealed secrets that this node's agent has not written to files");
+  }
   return problems;
 }
 
@@ -75,6 +83,10 @@ std::vector<std::string> filesystem_problems(const ApplicationPool& pool) {
 
 std::string tls_key_context(const std::string& site, const Binding& binding) {
   return fmt::format("clusweb tls key: site {} binding {}", site, binding.url());
+}
+
+std::string pool_secret_context(const std::string& pool, const std::string& variable) {
+  return fmt::format("clusweb pool secret: pool {} variable {}", pool, variable);
 }
 
 std::string encode_shared_config(const SharedConfig& shared) {

@@ -34,6 +34,8 @@ std::string encode_shared_config(const SharedConfig& shared);
 // The additional data a binding's private key is sealed with (secrets::DataKey::seal), so a
 // sealed key opens only as the key of that binding of that site.
 std::string tls_key_context(const std::string& site, const Binding& binding);
+// The same for a pool's secret environment variable.
+std::string pool_secret_context(const std::string& pool, const std::string& variable);
 // Decodes encode_shared_config's text; `source` names it in errors. The sites and pools must
 // hold the model's invariants on their own (names, ranges, absolute paths); references between
 // them and the node's own objects are checked by merge_shared_config.

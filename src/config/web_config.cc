@@ -63,8 +63,10 @@ bool Site::operator==(const Site& other) const {
 bool ApplicationPool::operator==(const ApplicationPool& other) const {
   return name == other.name && command == other.command &&
          working_directory == other.working_directory && environment == other.environment &&
-         user == other.user && processes == other.processes && socket == other.socket &&
-         auto_start == other.auto_start && startup_time_limit == other.startup_time_limit &&
+         secret_environment == other.secret_environment &&
+         secret_environment_sealed == other.secret_environment_sealed && user == other.user &&
+         processes == other.processes && socket == other.socket && auto_start == other.auto_start &&
+         startup_time_limit == other.startup_time_limit &&
          shutdown_time_limit == other.shutdown_time_limit &&
          rapid_fail_protection == other.rapid_fail_protection &&
          rapid_fail_max_crashes == other.rapid_fail_max_crashes &&

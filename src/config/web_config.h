@@ -79,6 +79,12 @@ struct ApplicationPool {
   std::vector<std::string> command;  // argv; argv[0] resolved against the manifest's folder
   std::string working_directory;     // absolute; default: the manifest's folder
   std::map<std::string, std::string> environment;
+  // Variables whose values are secrets: each is read from a file (absolute path, readable by
+  // the master) every time a worker starts, so the value is in no configuration. The shared
+  // configuration carries them sealed instead (secretEnvironmentSealed, like Binding's
+  // key_sealed); each node's agent writes them to root-only files and puts the paths here.
+  std::map<std::string, std::string> secret_environment;
+  std::map<std::string, std::string> secret_environment_sealed;
   std::string user;   // "" = the master's user (root only when the master runs as root)
   int processes = 1;  // maxProcesses: >1 = web garden
   SocketMode socket = SocketMode::kActivation;

@@ -79,7 +79,7 @@ OrderedJson encode_site(const Site& site) {
 OrderedJson encode_pool(const ApplicationPool& pool) {
   OrderedJson environment = OrderedJson::object();
   for (const auto& [name, value] : pool.environment) environment[name] = value;
-  return OrderedJson{
+  OrderedJson encoded{
       {"name", pool.name},
       {"command", pool.command},
       {"workingDirectory", pool.working_directory},
@@ -94,8 +94,20 @@ OrderedJson encode_pool(const ApplicationPool& pool) {
                                           {"maxCrashes", pool.rapid_fail_max_crashes},
                                           {"interval", format_duration(pool.rapid_fail_interval)}}},
       {"queueLength", pool.queue_length},
-      {"where", encode_where(pool.where)},
   };
+  // Secret variables only where there are some: files, or sealed in the shared configuration.
+  if (!pool.secret_environment.empty()) {
+    OrderedJson files = OrderedJson::object();
+    for (const auto& [name, path] : pool.secret_environment) files[name] = path;
+    encoded["secretEnvironment"] = std::move(files);
+  }
+  if (!pool.secret_environment_sealed.empty()) {
+    OrderedJson sealed = OrderedJson::object();
+    for (const auto& [name, value] : pool.secret_environment_sealed) sealed[name] = value;
+    encoded["secretEnvironmentSealed"] = std::move(sealed);
+  }
+  encoded["where"] = encode_where(pool.where);
+  return encoded;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -365,9 +377,9 @@ void decode_pool(JsonReader& reader, const Json& value, std::string_view path,
                  ApplicationPool& pool) {
   reader.read_object(
       value, path,
-      {"name", "command", "workingDirectory", "environment", "user", "processes", "socket",
-       "autoStart", "startupTimeLimit", "shutdownTimeLimit", "rapidFailProtection", "queueLength",
-       "where"},
+      {"name", "command", "workingDirectory", "environment", "secretEnvironment",
+       "secretEnvironmentSealed", "user", "processes", "socket", "autoStart", "startupTimeLimit",
+       "shutdownTimeLimit", "rapidFailProtection", "queueLength", "where"},
       [&](std::string_view name, const Json& member, const std::string& member_path) {
         if (name == "name") {
           reader.read_string(member, member_path, pool.name);
@@ -377,6 +389,10 @@ void decode_pool(JsonReader& reader, const Json& value, std::string_view path,
           reader.read_string(member, member_path, pool.working_directory);
         } else if (name == "environment") {
           reader.read_string_map(member, member_path, pool.environment);
+        } else if (name == "secretEnvironment") {
+          reader.read_string_map(member, member_path, pool.secret_environment);
+        } else if (name == "secretEnvironmentSealed") {
+          reader.read_string_map(member, member_path, pool.secret_environment_sealed);
         } else if (name == "user") {
           reader.read_string(member, member_path, pool.user);
         } else if (name == "processes") {

@@ -9,7 +9,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <utility>
 
@@ -29,6 +31,29 @@ constexpr std::string_view kWorkerPath = "/usr/local/bin:/usr/bin:/bin";
 
 Error filesystem_error(std::string_view what, const std::string& path, const std::error_code& ec) {
   return Error{fmt::format("{} failed: {}", what, ec.message()), path, ec.value()};
+}
+
+// The value of a secret environment variable: the file's contents without one trailing line
+// break. Errors name the file, never what it holds.
+Result<std::string> read_secret_file(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) return make_error("cannot read {}: {}", path, std::strerror(errno));
+  std::string value;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t got = ::read(fd.get(), buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return make_error("cannot read {}: {}", path, std::strerror(errno));
+    if (got == 0) break;
+    value.append(buffer, static_cast<std::size_t>(got));
+    if (value.size() > std::size_t{64} * 1024) return make_error("{} holds more than 64 KiB", path);
+  }
+  if (value.ends_with("\n")) value.pop_back();
+  if (value.ends_with("\r")) value.pop_back();
+  if (value.find('\0') != std::string::npos) {
+    return make_error("{} holds a NUL byte, which an environment variable cannot", path);
+  }
+  return value;
 }
 
 std::string absolute_or_same(const std::string& path) {
@@ -386,6 +411,15 @@ void PoolManager::launch(Pool& pool, int slot) {
     record_failure(pool);
     if (pool.wanted) schedule_restart(pool, slot);
   };
+
+  // Secret variables are read now, as root, and only ever live in the worker's environment.
+  for (const auto& [key, path] : config.secret_environment) {
+    Result<std::string> value = read_secret_file(path);
+    if (!value.ok()) {
+      return fail(make_error("secretEnvironment.{}: {}", key, value.error().message));
+    }
+    spawn_options.env[key] = std::move(*value);
+  }
 
   UniqueFd listener;
   if (config.socket == config::SocketMode::kActivation) {

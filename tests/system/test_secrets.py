@@ -12,10 +12,11 @@ import tempfile
 import unittest
 
 from cluster_harness import Agent, Etcd
-from harness import (BIN, WAIT_TIMEOUT, dedent, free_port, https_request, make_certificate,
-                     read_text, tls_context, wait_for, write_file)
+from harness import (BIN, ECHO_WORKER, WAIT_TIMEOUT, dedent, free_port, https_request,
+                     make_certificate, tls_context, wait_for, write_file)
 
 PASSWORD = "correct horse battery staple"
+DB_PASSWORD = "s3cr3t-db-passw0rd-7f1e"
 
 
 def read_bytes(path):
@@ -44,6 +45,11 @@ class SecretsTest(unittest.TestCase):
         write_file(os.path.join(www, "index.html"), "secure\n")
         os.chmod(www, 0o755)
         self.cert, self.key = make_certificate(self.dir, HOST)
+        worker = os.path.join(self.dir, "echo_worker.py")
+        shutil.copyfile(ECHO_WORKER, worker)
+        os.chmod(worker, 0o755)
+        self.db_password = write_file(os.path.join(self.dir, "db-password"),
+                                      DB_PASSWORD + "\n", 0o600)
         self.manifest = write_file(os.path.join(self.dir, "secure.yaml"), dedent("""\
             kind: Site
             name: secure
@@ -52,6 +58,12 @@ class SecretsTest(unittest.TestCase):
               - url: https://127.0.0.1:%d/%s
                 certificate: %s.crt
                 key: %s.key
+            applications: [{path: /app, pool: api}]
+            ---
+            kind: ApplicationPool
+            name: api
+            command: [./echo_worker.py]
+            secretEnvironment: {DB_PASSWORD: db-password}
             """ % (self.port, HOST, HOST, HOST)))
 
     def clusweb(self, agent, *args, state=True):
@@ -60,9 +72,9 @@ class SecretsTest(unittest.TestCase):
             argv += ["--state-dir", agent.state_dir]
         return subprocess.run(argv, capture_output=True, text=True, check=False)
 
-    def secure_page(self):
+    def secure_page(self, path="/"):
         try:
-            response, name = https_request(self.port, HOST, tls_context(self.cert))
+            response, name = https_request(self.port, HOST, tls_context(self.cert), path)
         except OSError:
             return None
         return (response.status, response.text().strip(), name)
@@ -78,6 +90,7 @@ class SecretsTest(unittest.TestCase):
         for line in self.key_lines():
             self.assertNotIn(line.encode(), data, "a line of the private key in %s" % label)
         self.assertNotIn(PASSWORD.encode(), data, "the password in %s" % label)
+        self.assertNotIn(DB_PASSWORD.encode(), data, "the pool's secret in %s" % label)
 
     def test_tls_keys_travel_sealed_and_are_served(self):
         # Without a data key an https site cannot be applied; nothing is written.
@@ -99,12 +112,18 @@ class SecretsTest(unittest.TestCase):
         self.assertEqual(applied.returncode, 0, applied.stderr)
         wait_for(lambda: self.secure_page() == (200, "secure", HOST), WAIT_TIMEOUT,
                  "the https site to serve with its certificate")
+        # The pool's worker gets its secret variable, read from the node's root-only file.
+        env = wait_for(lambda: (self.secure_page("/app/env") or (0,))[0] == 200
+                       and json.loads(self.secure_page("/app/env")[1])["environ"],
+                       WAIT_TIMEOUT, "the pool's worker to answer")
+        self.assertEqual(env["DB_PASSWORD"], DB_PASSWORD)
         # Applying the same files again is no change: sealing is deterministic.
         same = self.clusweb(self.n1, "apply", "-f", self.manifest, "-o", "json")
-        self.assertEqual(json.loads(same.stdout)["unchanged"], ["site/secure"], same.stdout)
+        self.assertEqual(sorted(json.loads(same.stdout)["unchanged"]),
+                         ["pool/api", "site/secure"], same.stdout)
 
-        # The node holds the key in a root-only folder, nowhere else.
-        tls_dir = os.path.join(self.n1.state_dir, "tls")
+        # The node holds the secrets in a root-only folder, nowhere else.
+        tls_dir = os.path.join(self.n1.state_dir, "secrets")
         self.assertEqual(os.stat(tls_dir).st_mode & 0o777, 0o700)
         for name in os.listdir(tls_dir):
             self.assertEqual(os.stat(os.path.join(tls_dir, name)).st_mode & 0o777, 0o600, name)
@@ -135,7 +154,8 @@ class SecretsTest(unittest.TestCase):
                 dirs[:] = [d for d in dirs if os.path.join(root, d) != tls_dir]
                 for name in files:
                     path = os.path.join(root, name)
-                    if not os.path.isfile(path) or path in (self.key, self.password):
+                    if not os.path.isfile(path) or path in (self.key, self.password,
+                                                            self.db_password):
                         continue
                     with open(path, "rb") as data:
                         self.assert_no_plaintext(path, data.read())
