@@ -30,6 +30,9 @@ std::shared_ptr<spdlog::logger> log_() { return logger("agent"); }
 // after the agent has read the store) before the node reports it unreachable.
 constexpr milliseconds kReloadTimeout{10'000};
 constexpr milliseconds kWebStartWait{30'000};
+// How soon a revision this node could not serve is tried again, doubling up to the maximum.
+constexpr milliseconds kFirstUnsettledRetry{2'000};
+constexpr milliseconds kMaxUnsettledRetry{60'000};
 
 // Waits `delay`; false once `stop` is requested.
 asio::awaitable<bool> pause(const asio::any_io_executor& executor, milliseconds delay,
@@ -130,8 +133,20 @@ asio::awaitable<void> ConfigFollower::run(std::stop_token stop) {
     delay = options_.retry;
     store::Watch& changes = **watch;
     const std::stop_callback cancel(stop, [&changes] { changes.cancel(); });
+    // A revision this node could not serve is tried again after a growing pause (the node may
+    // have got its data key, a missing folder may have appeared): the watch ends, and the
+    // outer loop reads and brings the newest revision again.
+    asio::steady_timer retry(executor_);
     while (!stop.stop_requested()) {
+      if (!settled_) {
+        retry.expires_after(unsettled_retry_);
+        retry.async_wait([&changes](boost::system::error_code ec) {
+          if (!ec) changes.cancel();
+        });
+        unsettled_retry_ = std::min(unsettled_retry_ * 2, kMaxUnsettledRetry);
+      }
       Result<store::WatchBatch> batch = co_await changes.next();
+      retry.cancel();
       if (!batch.ok()) break;  // read again and watch from there
       for (const store::WatchEvent& event : batch->events) {
         if (event.type == store::WatchEvent::Type::kPut) {
@@ -283,6 +298,8 @@ Status ConfigFollower::write_secret_files(config::SharedConfig& shared) const {
 }
 
 asio::awaitable<void> ConfigFollower::publish(NodeConfigStatus status) {
+  settled_ = status.problem.empty();
+  if (settled_) unsettled_retry_ = kFirstUnsettledRetry;
   std::string value = encode(status);
   if (value == published_) co_return;
   Result<store::PutResult> put = co_await store_.put(store::Put(options_.status_key, value));

@@ -71,6 +71,9 @@ class ConfigFollower {
   store::Store& store_;
   ConfigFollowerOptions options_;
   std::string published_;  // the last status written
+  // Whether the last revision brought is served; if not, when it is tried again.
+  bool settled_ = true;
+  std::chrono::milliseconds unsettled_retry_{2'000};
 };
 
 }  // namespace clusweb::agent

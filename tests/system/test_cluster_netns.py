@@ -18,7 +18,8 @@ import subprocess
 import time
 import unittest
 
-from harness import BIN, WAIT_TIMEOUT, assert_holds, dedent, wait_for, write_file
+from harness import (BIN, WAIT_TIMEOUT, assert_holds, dedent, make_certificate, wait_for,
+                     write_file)
 from netns_cluster import NODES, TTL, NetnsCluster
 
 
@@ -254,6 +255,58 @@ class SharedConfigTest(NetnsClusterBase):
         self.assertIn("revision: %d" % second, status.stdout)
         self.assertRegex(status.stdout, r"n2\s+up\s+%d\s+.*also defined by this node" % first)
 
+
+    def test_a_tls_key_reaches_every_node_that_holds_the_data_key(self):
+        host = "secure.example.com"
+        folder = self.cluster.dir
+        cert, _ = make_certificate(folder, host)
+        os.makedirs(os.path.join(folder, "www", "secure"))
+        write_file(os.path.join(folder, "www", "secure", "index.html"), "secure\n")
+        for path in (os.path.join(folder, "www"), os.path.join(folder, "www", "secure")):
+            os.chmod(path, 0o755)
+        password = write_file(os.path.join(folder, "password"), "a long enough password\n",
+                              0o600)
+
+        def clusweb(node, *args):
+            agent = self.agents[node]
+            done = subprocess.run([BIN, *args, "--run-dir", agent.run_dir, "--state-dir",
+                                   agent.state_dir], capture_output=True, text=True,
+                                  check=False)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            return done
+
+        clusweb("n1", "config", "init-key", "--password-file", password, "--kdf", "interactive")
+        manifest = write_file(os.path.join(folder, "secure.yaml"), dedent("""\
+            kind: Site
+            name: secure
+            physicalPath: www/secure
+            bindings:
+              - {url: "https://*:8443/%s", certificate: %s.crt, key: %s.key}
+            """ % (host, host, host)))
+        clusweb("n1", "apply", "-f", manifest)
+        revision = self.agents["n1"].api("GET", "/v1/config")["revision"]
+
+        def secure_page(node):
+            result = self.net.run("client", [
+                "curl", "-sf", "-m", "2", "--cacert", cert, "--resolve",
+                "%s:8443:%s" % (host, self.net.ip_of(node)), "https://%s:8443/" % host],
+                check=False)
+            return result.stdout.strip() if result.returncode == 0 else None
+
+        # n1 holds the key and serves; n2 and n3 cannot open the sealed key and say why.
+        wait_for(lambda: self.nodes()["n1"]["revision"] == revision and all(
+            "no data key" in self.nodes()[n]["problem"] for n in ("n2", "n3")),
+            WAIT_TIMEOUT, "n1 serving, n2 and n3 saying they lack the data key")
+        self.assertEqual(secure_page("n1"), "secure")
+        self.assertIsNone(secure_page("n2"))
+        # Once they join the key, they serve the same revision without another apply.
+        for node in ("n2", "n3"):
+            clusweb(node, "config", "join-key", "--password-file", password)
+        wait_for(lambda: all(n["revision"] == revision and not n["problem"]
+                             for n in self.nodes().values()),
+                 2 * WAIT_TIMEOUT, "every node serving revision %d" % revision)
+        for node in NODES:
+            self.assertEqual(secure_page(node), "secure", node)
 
     def test_with_etcd_stopped_nodes_keep_serving_and_a_restarted_node_serves_from_its_cache(
             self):
