@@ -99,14 +99,7 @@ std::string groups_table(const Json& cluster) {
 // Reports a failed exchange and returns its exit code; kExitOk when the agent answered 2xx
 // with a JSON object, which is stored in `body`.
 int receive(const Result<AdminResponse>& response, Json& body, std::ostream& err) {
-  if (int code = check_answer(response, kClusterAgent, err); code != kExitOk) return code;
-  Result<Json> doc = parse_object(response->body, kClusterAgent);
-  if (!doc.ok()) {
-    report(err, doc.error().message);
-    return kExitRefused;
-  }
-  body = std::move(*doc);
-  return kExitOk;
+  return receive_object(response, kClusterAgent, body, err);
 }
 
 void print_json(const Json& doc, std::ostream& out) {

@@ -187,6 +187,18 @@ int check_answer(const Result<AdminResponse>& response, const AdminService& serv
   return kExitOk;
 }
 
+int receive_object(const Result<AdminResponse>& response, const AdminService& service, Json& body,
+                   std::ostream& err) {
+  if (int code = check_answer(response, service, err); code != kExitOk) return code;
+  Result<Json> doc = parse_object(response->body, service);
+  if (!doc.ok()) {
+    report(err, doc.error().message);
+    return kExitRefused;
+  }
+  body = std::move(*doc);
+  return kExitOk;
+}
+
 int print_text(const Result<std::string>& text, std::ostream& out, std::ostream& err) {
   if (!text.ok()) {
     report(err, text.error().describe());

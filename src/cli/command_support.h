@@ -92,6 +92,11 @@ void report(std::ostream& err, std::string_view reason);
 int check_answer(const Result<AdminResponse>& response, const AdminService& service,
                  std::ostream& err);
 
+// check_answer, then the answer's JSON object into `body`: kExitOk, or the exit code after
+// reporting why not (kExitRefused for a reply that is not a JSON object).
+int receive_object(const Result<AdminResponse>& response, const AdminService& service, Json& body,
+                   std::ostream& err);
+
 // Writes `text` to `out` and returns kExitOk; reports its Error and returns kExitRefused.
 int print_text(const Result<std::string>& text, std::ostream& out, std::ostream& err);
 

@@ -16,16 +16,29 @@ namespace {
 
 constexpr std::string_view kExportFormat = "clusweb-config-export";
 
-// The agent's JSON object of a 2xx answer, or the exit code after reporting why not.
 int receive_object(const Result<AdminResponse>& response, Json& body, std::ostream& err) {
-  if (int code = check_answer(response, kClusterAgent, err); code != kExitOk) return code;
-  Result<Json> doc = parse_object(response->body, kClusterAgent);
-  if (!doc.ok()) {
-    report(err, doc.error().message);
-    return kExitRefused;
+  return cli::receive_object(response, kClusterAgent, body, err);
+}
+
+// The password of `file`, or false after reporting why not.
+bool read_password(const std::filesystem::path& file, std::string& password, std::ostream& err) {
+  Result<std::string> read = secrets::read_password_file(file);
+  if (!read.ok()) {
+    report(err, read.error().describe());
+    return false;
   }
-  body = std::move(*doc);
-  return kExitOk;
+  password = std::move(*read);
+  return true;
+}
+
+// What init-key and join-key print once the node keeps `key` in `file`.
+void print_kept(const KeyCommand& command, const secrets::DataKey& key, std::string_view done,
+                const std::filesystem::path& file, std::ostream& out) {
+  if (command.output == OutputFormat::kJson) {
+    out << pretty_json(Json{{"keyId", key.id()}, {"keyFile", file.string()}});
+  } else {
+    out << fmt::format("data key {} {} and kept in {}\n", key.id(), done, file.string());
+  }
 }
 
 Result<std::string> cluster_name(AdminClient& client, std::ostream& err, int& code) {
@@ -108,16 +121,13 @@ Status seal_secrets(config::WebConfig& config, const std::filesystem::path& key_
 }
 
 int init_key(const KeyCommand& command, AdminClient& client, std::ostream& out, std::ostream& err) {
-  Result<std::string> password = secrets::read_password_file(command.password_file);
-  if (!password.ok()) {
-    report(err, password.error().describe());
-    return kExitUsage;
-  }
+  std::string password;
+  if (!read_password(command.password_file, password, err)) return kExitUsage;
   int code = kExitOk;
   Result<std::string> cluster = cluster_name(client, err, code);
   if (!cluster.ok()) return code;
   secrets::DataKey key = secrets::DataKey::generate();
-  Result<std::string> record = secrets::wrap(key, *password, *cluster, command.limits);
+  Result<std::string> record = secrets::wrap(key, password, *cluster, command.limits);
   if (!record.ok()) {
     report(err, record.error().describe());
     return kExitUsage;
@@ -133,29 +143,20 @@ int init_key(const KeyCommand& command, AdminClient& client, std::ostream& out, 
                             key.id(), kept.error().describe()));
     return kExitRefused;
   }
-  if (command.output == OutputFormat::kJson) {
-    out << pretty_json(Json{{"keyId", key.id()}, {"keyFile", file.string()}});
-  } else {
-    out << fmt::format("data key {} created for cluster \"{}\" and kept in {}\n", key.id(),
-                       *cluster, file.string());
-  }
+  print_kept(command, key, fmt::format("created for cluster \"{}\"", *cluster), file, out);
   return kExitOk;
 }
 
 int join_key(const KeyCommand& command, AdminClient& client, std::ostream& out, std::ostream& err) {
-  Result<std::string> password = secrets::read_password_file(command.password_file);
-  if (!password.ok()) {
-    report(err, password.error().describe());
-    return kExitUsage;
-  }
+  std::string password;
+  if (!read_password(command.password_file, password, err)) return kExitUsage;
   int code = kExitOk;
   Result<std::string> cluster = cluster_name(client, err, code);
   if (!cluster.ok()) return code;
   Json stored;
   code = receive_object(client.get("/v1/config/key"), stored, err);
   if (code != kExitOk) return code;
-  Result<secrets::DataKey> key =
-      secrets::unwrap(text_of(stored, "record", ""), *password, *cluster);
+  Result<secrets::DataKey> key = secrets::unwrap(text_of(stored, "record", ""), password, *cluster);
   if (!key.ok()) {
     report(err, key.error().describe() + "; nothing was written");
     return kExitRefused;
@@ -165,12 +166,7 @@ int join_key(const KeyCommand& command, AdminClient& client, std::ostream& out, 
     report(err, kept.error().describe());
     return kExitRefused;
   }
-  if (command.output == OutputFormat::kJson) {
-    out << pretty_json(Json{{"keyId", key->id()}, {"keyFile", file.string()}});
-  } else {
-    out << fmt::format("data key {} of cluster \"{}\" kept in {}\n", key->id(), *cluster,
-                       file.string());
-  }
+  print_kept(command, *key, fmt::format("of cluster \"{}\" unwrapped", *cluster), file, out);
   return kExitOk;
 }
 
@@ -196,13 +192,10 @@ int export_config(const KeyCommand& command, AdminClient& client, std::ostream& 
       report(err, "the cluster has a data key: give --password-file, which an import needs too");
       return kExitUsage;
     }
-    Result<std::string> password = secrets::read_password_file(command.password_file);
-    if (!password.ok()) {
-      report(err, password.error().describe());
-      return kExitUsage;
-    }
+    std::string password;
+    if (!read_password(command.password_file, password, err)) return kExitUsage;
     const std::string record = text_of(stored, "record", "");
-    if (Result<secrets::DataKey> key = secrets::unwrap(record, *password, *cluster); !key.ok()) {
+    if (Result<secrets::DataKey> key = secrets::unwrap(record, password, *cluster); !key.ok()) {
       report(err, key.error().describe() + "; nothing was exported");
       return kExitRefused;
     }
@@ -249,19 +242,16 @@ int import_config(const KeyCommand& command, AdminClient& client, std::ostream& 
   Json body{{"web", exported["web"]}, {"key", nullptr}, {"dryRun", command.dry_run}};
   std::optional<secrets::DataKey> key;
   if (exported["key"].is_string()) {
-    Result<std::string> password = secrets::read_password_file(command.password_file);
-    if (!password.ok()) {
-      report(err, password.error().describe());
-      return kExitUsage;
-    }
-    Result<secrets::DataKey> opened = secrets::unwrap(exported["key"].get<std::string>(), *password,
+    std::string password;
+    if (!read_password(command.password_file, password, err)) return kExitUsage;
+    Result<secrets::DataKey> opened = secrets::unwrap(exported["key"].get<std::string>(), password,
                                                       exported.value("cluster", ""));
     if (!opened.ok()) {
       report(err, opened.error().describe() + "; nothing was imported");
       return kExitRefused;
     }
     // The record is bound to its cluster's name: wrapped again for this cluster.
-    Result<std::string> record = secrets::wrap(*opened, *password, *cluster, command.limits);
+    Result<std::string> record = secrets::wrap(*opened, password, *cluster, command.limits);
     if (!record.ok()) {
       report(err, record.error().describe());
       return kExitRefused;
