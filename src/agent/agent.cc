@@ -215,6 +215,16 @@ void Agent::changed(bool decisive) {
   for (const auto& [id, listener] : listeners_) listener();
 }
 
+asio::awaitable<void> Agent::caught_up(store::Revision revision, milliseconds limit) {
+  if (revision_ >= revision) co_return;
+  asio::steady_timer timer(executor_, limit);
+  const int id = add_listener([this, &timer, revision] {
+    if (revision_ >= revision) timer.cancel();
+  });
+  co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  remove_listener(id);
+}
+
 int Agent::add_listener(std::function<void()> listener) {
   const int id = next_listener_++;
   listeners_.emplace(id, std::move(listener));

@@ -98,6 +98,9 @@ class Agent {
   // streams) until remove_listener() with the id returned.
   int add_listener(std::function<void()> listener);
   void remove_listener(int id) { listeners_.erase(id); }
+  // Returns once the snapshot holds `revision` (a write of this agent's own, so that what it
+  // answers next includes it), or after `limit`.
+  boost::asio::awaitable<void> caught_up(store::Revision revision, std::chrono::milliseconds limit);
   // Does what the wakeup timer does when it fires: handles what is due by the
   // clock now (harmless when nothing is). For tests with `wakeup_timer` off.
   void wake();

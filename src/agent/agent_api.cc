@@ -23,6 +23,9 @@ uint64_t number_or(const std::map<std::string, std::string>& query, const std::s
   return std::strtoull(it->second.c_str(), nullptr, 10);
 }
 
+// How long an answer to a write waits for the agent's own view to include it.
+constexpr std::chrono::milliseconds kCatchUpLimit{2'000};
+
 }  // namespace
 
 struct AgentApi::Impl {
@@ -181,6 +184,8 @@ struct AgentApi::Impl {
                             "the store did not accept the change: " + result.error().describe());
     }
     if (!result->succeeded) co_return error_reply(409, std::move(conflict));
+    // The next request (a dry run, a read) must see this write.
+    co_await agent.caught_up(result->revision, kCatchUpLimit);
     for (Change& change : changes) {
       agent.record(std::move(change.group), "", std::move(change.what), std::move(change.why));
     }

@@ -25,6 +25,9 @@ ApiReply error_reply(int status, std::string message) {
 
 namespace {
 
+// How long an answer to a write waits for the agent's own view to include it.
+constexpr std::chrono::milliseconds kCatchUpLimit{2'000};
+
 // A revision given in the query ("from", "to", "revision"); 0 when absent.
 Result<store::Revision> revision_of(const ApiTarget& target, const std::string& name) {
   auto it = target.query.find(name);
@@ -285,6 +288,8 @@ asio::awaitable<ApiReply> ConfigApi::write_config(const config::SharedConfig& be
                                            "meanwhile; nothing was {}; try again",
                                            what));
   }
+  // The next request (a diff, a history) must see this write.
+  co_await agent_.caught_up(written->revision, kCatchUpLimit);
   if (!changes.empty()) {
     agent_.record("", "", "config-changed",
                   fmt::format("shared configuration {}: {}", what, summary_of(changes)));
@@ -324,6 +329,7 @@ asio::awaitable<ApiReply> ConfigApi::create_key(const json& body) {
                           "the cluster already has a data key; nodes join it with "
                           "clusweb config join-key");
   }
+  co_await agent_.caught_up(written->revision, kCatchUpLimit);
   agent_.record("", "", "data-key-created", fmt::format("the cluster's data key {}", *id));
   co_return ok_reply({{"keyId", *id}, {"revision", written->revision}});
 }
