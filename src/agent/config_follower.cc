@@ -44,19 +44,11 @@ asio::awaitable<bool> pause(const asio::any_io_executor& executor, milliseconds 
   co_return !stop.stop_requested();
 }
 
-// Replaces `path` with `text`, readable by root alone, unless it already holds it: temporary
-// file, fsync, rename.
+// Replaces `path` with `text`, readable by root alone, unless it already holds it.
 Status write_private_file(const std::filesystem::path& path, const std::string& text) {
   Result<std::string> current = os_file_system().read(path);
   if (current.ok() && *current == text) return {};
-  const std::filesystem::path temporary = path.string() + ".tmp";
-  Result<UniqueFd> fd = os_file_system().create(temporary, 0600);
-  if (!fd.ok()) return fd.error();
-  if (Status written = os_file_system().write(fd->get(), text, temporary); !written.ok()) {
-    return written;
-  }
-  if (Status synced = os_file_system().sync(fd->get(), temporary); !synced.ok()) return synced;
-  return os_file_system().rename(temporary, path);
+  return replace_file(os_file_system(), path, text, 0600);
 }
 
 }  // namespace
@@ -189,6 +181,7 @@ asio::awaitable<void> ConfigFollower::bring(std::int64_t revision, const std::st
   if (options_.web_socket.empty()) {
     status.problem = "no web service on this node (start the agent with --web-config)";
     co_await publish(std::move(status));
+    settled_ = true;  // nothing to try again until the next revision
     co_return;
   }
   const resources::WebAdmin web(executor_, options_.web_socket, stop);

@@ -99,14 +99,19 @@ Status write_file_atomically(FileSystem& fs, const std::filesystem::path& path,
   int length =
       std::snprintf(header, sizeof header, "%.*s%zu %08x\n", static_cast<int>(kMagic.size()),
                     kMagic.data(), payload.size(), crc32(payload));
-  std::filesystem::path temp = path;
-  temp += ".tmp";
-  auto fd = fs.create(temp, mode);
-  if (!fd) return fd.error();
   std::string contents;
   contents.reserve(static_cast<std::size_t>(length) + payload.size());
   contents.append(header, static_cast<std::size_t>(length));
   contents.append(payload);
+  return replace_file(fs, path, contents, mode);
+}
+
+Status replace_file(FileSystem& fs, const std::filesystem::path& path, std::string_view contents,
+                    mode_t mode) {
+  std::filesystem::path temp = path;
+  temp += ".tmp";
+  auto fd = fs.create(temp, mode);
+  if (!fd) return fd.error();
   if (auto written = fs.write(fd->get(), contents, temp); !written) return written;
   if (auto synced = fs.sync(fd->get(), temp); !synced) return synced;
   fd->reset();

@@ -39,6 +39,11 @@ FileSystem& os_file_system();
 Status write_file_atomically(FileSystem& fs, const std::filesystem::path& path,
                              std::string_view payload, mode_t mode = 0600);
 
+// Replaces `path` with exactly `contents` the same way (temporary file, fsync, rename,
+// directory fsync), without the header: for files other programs read (PEM files, exports).
+Status replace_file(FileSystem& fs, const std::filesystem::path& path, std::string_view contents,
+                    mode_t mode = 0600);
+
 // Reads what write_file_atomically wrote: the payload, std::nullopt when the
 // file does not exist, an Error naming the file when it is truncated or its
 // checksum does not match (it is never silently taken as empty).

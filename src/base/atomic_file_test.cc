@@ -1,6 +1,7 @@
 #include "base/atomic_file.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -45,6 +46,16 @@ TEST_F(AtomicFileTest, RoundTripsAnyBytes) {
   ASSERT_TRUE(read) << read.error().describe();
   ASSERT_TRUE(read->has_value());
   EXPECT_EQ(**read, payload);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "state.tmp"));
+}
+
+TEST_F(AtomicFileTest, ReplaceFileWritesExactlyTheContentsWithTheMode) {
+  overwrite("old contents that are longer");
+  ASSERT_TRUE(replace_file(os_file_system(), path_, "-----BEGIN X-----\n", 0600));
+  EXPECT_EQ(raw(), "-----BEGIN X-----\n");
+  struct stat status {};
+  ASSERT_EQ(::stat(path_.c_str(), &status), 0);
+  EXPECT_EQ(status.st_mode & 0777, 0600U);
   EXPECT_FALSE(std::filesystem::exists(dir_ / "state.tmp"));
 }
 

@@ -200,9 +200,9 @@ int export_config(const KeyCommand& command, AdminClient& client, std::ostream& 
       return kExitRefused;
     }
     exported["key"] = record;
-  } else if (int got = check_answer(key_answer, kClusterAgent, err);
-             key_answer.ok() && key_answer->status != 404) {
-    return got;
+  } else if (!key_answer.ok() || key_answer->status != 404) {
+    // 404: the cluster has no data key, and the export none. Anything else is a failure.
+    return check_answer(key_answer, kClusterAgent, err);
   }
   web.erase("revision");
   exported["web"] = std::move(web);
@@ -211,8 +211,7 @@ int export_config(const KeyCommand& command, AdminClient& client, std::ostream& 
     out << text;
     return kExitOk;
   }
-  if (Status written = write_file_atomically(os_file_system(), command.file, text, 0600);
-      !written.ok()) {
+  if (Status written = replace_file(os_file_system(), command.file, text, 0600); !written.ok()) {
     report(err, written.error().describe());
     return kExitRefused;
   }
@@ -223,13 +222,12 @@ int export_config(const KeyCommand& command, AdminClient& client, std::ostream& 
 
 int import_config(const KeyCommand& command, AdminClient& client, std::ostream& out,
                   std::ostream& err) {
-  Result<std::optional<std::string>> text = read_file_checked(os_file_system(), command.file);
-  if (!text.ok() || !text->has_value()) {
-    report(err, text.ok() ? fmt::format("{} does not exist", command.file.string())
-                          : text.error().describe());
+  Result<std::string> text = read_text_file(command.file);
+  if (!text.ok()) {
+    report(err, text.error().describe());
     return kExitUsage;
   }
-  Json exported = Json::parse(**text, nullptr, /*allow_exceptions=*/false);
+  Json exported = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (!exported.is_object() || exported.value("format", "") != kExportFormat ||
       exported.value("version", 0) != 1 || !exported.contains("web")) {
     report(err, fmt::format("{} is not a clusweb configuration export (version 1)",

@@ -178,6 +178,10 @@ class SecretsTest(unittest.TestCase):
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(os.stat(exported).st_mode & 0o777, 0o600)
         self.assert_no_plaintext("the export", read_bytes(exported))
+        # The same JSON on standard output, so `export > FILE` imports too.
+        printed = self.clusweb(self.n1, "config", "export", "--password-file", self.password,
+                               state=False)
+        self.assertEqual(json.loads(printed.stdout), json.loads(read_bytes(exported)))
 
         # A fresh cluster (another name in the same etcd), its agent without a web service.
         fresh = Agent("m1", self.etcd, self.dir, extra_args=["--cluster", "fresh"])
