@@ -113,9 +113,10 @@ class SecretsTest(unittest.TestCase):
         wait_for(lambda: self.secure_page() == (200, "secure", HOST), WAIT_TIMEOUT,
                  "the https site to serve with its certificate")
         # The pool's worker gets its secret variable, read from the node's root-only file.
-        env = wait_for(lambda: (self.secure_page("/app/env") or (0,))[0] == 200
-                       and json.loads(self.secure_page("/app/env")[1])["environ"],
-                       WAIT_TIMEOUT, "the pool's worker to answer")
+        def worker_environment():
+            page = self.secure_page("/app/env")
+            return json.loads(page[1])["environ"] if page and page[0] == 200 else None
+        env = wait_for(worker_environment, WAIT_TIMEOUT, "the pool's worker to answer")
         self.assertEqual(env["DB_PASSWORD"], DB_PASSWORD)
         # Applying the same files again is no change: sealing is deterministic.
         same = self.clusweb(self.n1, "apply", "-f", self.manifest, "-o", "json")
