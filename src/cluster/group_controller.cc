@@ -52,6 +52,18 @@ std::string_view to_string(Verb verb) {
   return "unknown";
 }
 
+std::string_view to_string(FailureClass failure) {
+  switch (failure) {
+    case FailureClass::kSoft:
+      return "soft";
+    case FailureClass::kHard:
+      return "hard";
+    case FailureClass::kFatal:
+      return "fatal";
+  }
+  return "unknown";
+}
+
 std::string_view to_string(GroupStatus state) {
   switch (state) {
     case GroupStatus::kOnline:

@@ -36,6 +36,15 @@ std::string_view to_string(Verb verb);
 enum class GroupStatus { kOnline, kPartialOnline, kOffline, kFailed, kPending };
 std::string_view to_string(GroupStatus state);
 
+// How a failed call is to be treated; OCF's exit codes map onto these as
+// Pacemaker maps them. Other resource types fail softly.
+enum class FailureClass {
+  kSoft,   // restart in place, counted toward the restart threshold
+  kHard,   // this node cannot run the resource: fail over and ban the node
+  kFatal,  // the resource is misconfigured: stop the group on every node
+};
+std::string_view to_string(FailureClass failure);
+
 // --- events (shell -> controller) ---
 
 // This node owns the group: bring every resource online, bottom-up.
@@ -51,6 +60,7 @@ struct CallFinished {
   bool ok = false;
   bool timed_out = false;
   std::string detail;  // e.g. the last output line or the exit status
+  FailureClass failure = FailureClass::kSoft;  // when !ok
 };
 // Something outside the polls saw the resource die (a worker exited, the
 // link went down): treated as a failed LooksAlive, so IsAlive runs at once.
