@@ -22,8 +22,11 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # floating addresses: netlink
   libnl-3-dev libnl-route-3-dev
+  # ocf resource agents' meta-data
+  libpugixml-dev
   # system tests
-  curl python3 openssl iproute2 procps
+  curl python3 openssl iproute2 procps e2fsprogs
+  resource-agents
   etcd-server etcd-client
   # benchmarks
   nginx-light wrk util-linux keepalived

@@ -430,7 +430,8 @@ asio::awaitable<void> Agent::release(cluster::ReleaseOwnership release) {
         }
       }
       history.entries.push_back(cluster::FailureHistory::Entry{
-          cluster::FailoverRecord{options_.node, clock_.wall_now()}, *release.failover_reason});
+          cluster::FailoverRecord{options_.node, clock_.wall_now(), release.failure},
+          *release.failover_reason});
       history.trim(clock_.wall_now(), std::chrono::hours(24));
       writes.emplace_back(store::Put(keys_.failures(release.group), encode(history)));
     }
@@ -516,6 +517,7 @@ asio::awaitable<void> Agent::run_call(cluster::ResourceCall call) {
       finished.ok = result.ok;
       finished.timed_out = result.timed_out;
       finished.detail = result.detail;
+      finished.failure = result.failure;
       // Polls that pass say nothing worth keeping: their output goes to the
       // event log only when they fail.
       const bool poll =
@@ -744,17 +746,23 @@ void Agent::coordinate() {
   }
   const std::string admin_prefix = keys_.node_admin("");
   std::set<std::string> paused;
+  std::set<std::string> draining;
   for (auto it = snapshot_.lower_bound(admin_prefix);
        it != snapshot_.end() && it->first.starts_with(admin_prefix); ++it) {
     json value = json::parse(it->second.value, nullptr, false);
     if (value.is_object() && value.value("paused", false)) {
       paused.insert(it->first.substr(admin_prefix.size()));
     }
+    if (value.is_object() && value.value("drain", false)) {
+      draining.insert(it->first.substr(admin_prefix.size()));
+    }
   }
   nodes.reserve(names.size() + paused.size());
-  for (const std::string& name : names) nodes.push_back({name, true, paused.contains(name)});
+  for (const std::string& name : names) {
+    nodes.push_back({name, true, paused.contains(name), draining.contains(name)});
+  }
   for (const std::string& name : paused) {
-    if (!names.contains(name)) nodes.push_back({name, false, true});
+    if (!names.contains(name)) nodes.push_back({name, false, true, draining.contains(name)});
   }
 
   std::vector<cluster::GroupState> groups;

@@ -134,15 +134,27 @@ struct AgentApi::Impl {
     }
     const std::string admin = keys().node_admin("");
     std::map<std::string, bool> paused;
+    std::map<std::string, bool> draining;
     for (auto it = snapshot().lower_bound(admin);
          it != snapshot().end() && it->first.starts_with(admin); ++it) {
       json value = json::parse(it->second.value, nullptr, false);
-      paused[it->first.substr(admin.size())] = value.is_object() && value.value("paused", false);
+      const std::string name = it->first.substr(admin.size());
+      paused[name] = value.is_object() && value.value("paused", false);
+      draining[name] = value.is_object() && value.value("drain", false);
+    }
+    std::map<std::string, int> owned;
+    for (auto it = snapshot().lower_bound(keys().owners());
+         it != snapshot().end() && it->first.starts_with(keys().owners()); ++it) {
+      ++owned[it->second.value];
     }
     std::set<std::string> all = up;
     for (const auto& [name, flag] : paused) all.insert(name);
     for (const std::string& name : all) {
-      nodes.push_back({{"name", name}, {"up", up.contains(name)}, {"paused", paused[name]}});
+      nodes.push_back({{"name", name},
+                       {"up", up.contains(name)},
+                       {"paused", paused[name]},
+                       {"draining", draining[name]},
+                       {"groups", owned[name]}});
     }
     json groups = json::array();
     for (const std::string& name : group_names()) groups.push_back(group_status(name));
@@ -200,6 +212,40 @@ struct AgentApi::Impl {
                              "the group changed meanwhile; read it again and retry");
   }
 
+  // POST /v1/nodes/NAME/pause|drain|resume: node-admin/NAME, which placement reads. Pause
+  // keeps the node's groups and places nothing new there; drain also moves its groups away
+  // (gracefully: offline here, released, online there); resume ends both.
+  asio::awaitable<ApiReply> node_admin(const std::string& name, const std::string& verb) {
+    if (Status valid = cluster::check_name("node", name); !valid.ok()) {
+      co_return error_reply(400, valid.error().describe());
+    }
+    const std::string admin_key = keys().node_admin(name);
+    // A typo must not pause a node that does not exist; a node that is down may be paused
+    // (before it comes back for maintenance) only while it is known from the store.
+    if (find(keys().node(name)) == nullptr && find(admin_key) == nullptr) {
+      co_return error_reply(404, fmt::format("node \"{}\" is not up and not paused", name));
+    }
+    json answer = {{"node", name}};
+    store::Txn txn({}, {});
+    Change change{"", "", ""};
+    if (verb == "pause") {
+      txn = store::Txn({}, {store::Put(admin_key, json{{"paused", true}}.dump())});
+      change =
+          Change{"", "node-paused", name + " paused: it keeps its groups and takes no new ones"};
+    } else if (verb == "drain") {
+      txn = store::Txn({}, {store::Put(admin_key, json{{"paused", true}, {"drain", true}}.dump())});
+      change = Change{"", "node-draining", name + " drained: its groups move to other nodes"};
+    } else if (verb == "resume") {
+      txn = store::Txn({}, {store::Delete(admin_key)});
+      change = Change{"", "node-resumed", name + " resumed: it takes groups again"};
+    } else {
+      co_return error_reply(404, "no such endpoint");
+    }
+    std::vector<Change> changes{std::move(change)};
+    co_return co_await write(std::move(txn), std::move(answer), std::move(changes),
+                             "the node changed meanwhile; retry");
+  }
+
   asio::awaitable<ApiReply> dispatch(const ApiRequest& request) {
     const ApiTarget& target = request.target;
     const auto& parts = target.parts;
@@ -218,6 +264,9 @@ struct AgentApi::Impl {
     }
     if (parts[1] == "apply" && parts.size() == 2 && post) co_return co_await apply(body);
     if (parts[1] == "config") co_return co_await config.handle(request, body);
+    if (parts[1] == "nodes" && parts.size() == 4 && post) {
+      co_return co_await node_admin(parts[2], parts[3]);
+    }
     if (parts[1] != "groups" || parts.size() < 3) {
       co_return error_reply(get || post ? 404 : 405, "no such endpoint");
     }
@@ -269,7 +318,11 @@ struct AgentApi::Impl {
       co_return co_await write_group(std::move(txn), std::move(answer), std::move(change));
     }
     if (verb == "online") {
-      store::Txn txn({}, {store::Delete(keys().offline(name))});
+      // Like Pacemaker's cleanup: an administrator bringing a group online
+      // has dealt with what failed it, so its failover history (with the
+      // bans of hard errors and the stop of a fatal one) starts afresh.
+      store::Txn txn({},
+                     {store::Delete(keys().offline(name)), store::Delete(keys().failures(name))});
       Change change{name, "online-requested", "brought online by an administrator"};
       co_return co_await write_group(std::move(txn), std::move(answer), std::move(change));
     }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -269,6 +270,115 @@ int group_move(const ClusterCommand& command, AdminClient& client, std::ostream&
   Goal goal{"Online", to, ""};
   if (to.empty()) goal.other_than = from;
   return wait_for(client, command.group, goal, command.timeout, command.output, pacing, out, err);
+}
+
+// The groups `node` owns, by name -> state, from GET /v1/cluster.
+std::map<std::string, std::string> groups_owned_by(const Json& cluster, const std::string& node) {
+  std::map<std::string, std::string> owned;
+  for (const Json* group : elements_of(cluster, "groups")) {
+    if (text_of(*group, "owner", "") == node) {
+      owned[text_of(*group, "name", "")] = text_of(*group, "state", "Unknown");
+    }
+  }
+  return owned;
+}
+
+// Drain waits until the node owns no group, printing each group as it lands elsewhere (or
+// finds no other node), so the operator sees the drain advance group by group.
+int wait_drained(const ClusterCommand& command, AdminClient& client, std::ostream& out,
+                 std::ostream& err, const Pacing& pacing) {
+  const Clock::TimePoint deadline = pacing.now() + command.timeout;
+  std::set<std::string> leaving;    // were on the node at some poll
+  std::set<std::string> announced;  // their new place was printed
+  bool first = true;
+  while (true) {
+    Json cluster;
+    if (int code = receive(client.get("/v1/cluster"), cluster, err); code != kExitOk) return code;
+    const std::map<std::string, std::string> owned = groups_owned_by(cluster, command.node);
+    if (first && command.output == OutputFormat::kTable) {
+      std::vector<std::string> names;
+      names.reserve(owned.size());
+      for (const auto& [name, state] : owned) names.push_back(name);
+      out << (owned.empty()
+                  ? fmt::format("draining {}: it owns no group\n", command.node)
+                  : fmt::format(
+                        "draining {}: {} to move ({})\n", command.node,
+                        owned.size() == 1 ? "1 group" : fmt::format("{} groups", owned.size()),
+                        join(names, ", ")));
+      out.flush();
+    }
+    first = false;
+    for (const auto& [name, state] : owned) leaving.insert(name);
+    bool settled = true;
+    for (const Json* group : elements_of(cluster, "groups")) {
+      const std::string name = text_of(*group, "name", "");
+      if (!leaving.contains(name) || owned.contains(name) || announced.contains(name)) continue;
+      const std::string state = text_of(*group, "state", "Unknown");
+      const std::string owner = text_of(*group, "owner", "");
+      // Moving: released here, not yet online there. Nowhere to go is an end too.
+      if (state != "Online" && state != "Failed" && !(owner.empty() && state == "Offline")) {
+        settled = false;
+        continue;
+      }
+      announced.insert(name);
+      if (command.output == OutputFormat::kTable) {
+        out << fmt::format("group \"{}\": {}\n", name,
+                           owner.empty()
+                               ? fmt::format("{} ({})", state, text_of(*group, "reason", ""))
+                               : fmt::format("{} on {}", state, owner));
+        out.flush();
+      }
+    }
+    if (owned.empty() && settled) {
+      if (command.output == OutputFormat::kJson) {
+        print_json(Json{{"node", command.node}, {"drained", true}}, out);
+      } else {
+        out << fmt::format(
+            "node {} is drained: it owns no group and takes none until `clusweb node resume {}`\n",
+            command.node, command.node);
+      }
+      return kExitOk;
+    }
+    const Clock::TimePoint now = pacing.now();
+    if (now >= deadline) {
+      std::vector<std::string> names;
+      names.reserve(owned.size());
+      for (const auto& [name, state] : owned) names.push_back(fmt::format("{} ({})", name, state));
+      report(err, fmt::format(
+                      "gave up after {} waiting for {} to drain; it still owns {}",
+                      format_duration(command.timeout), command.node,
+                      names.empty() ? "no group, but groups are still moving" : join(names, ", ")));
+      return kExitRefused;
+    }
+    pacing.sleep(std::min(kPollInterval, std::chrono::ceil<milliseconds>(deadline - now)));
+  }
+}
+
+int node_action(const ClusterCommand& command, AdminClient& client, std::ostream& out,
+                std::ostream& err, const Pacing& pacing) {
+  using Kind = ClusterCommand::Kind;
+  const std::string verb = command.kind == Kind::kNodePause    ? "pause"
+                           : command.kind == Kind::kNodeResume ? "resume"
+                                                               : "drain";
+  Json reply;
+  if (int code =
+          receive(client.post(fmt::format("/v1/nodes/{}/{}", command.node, verb)), reply, err);
+      code != kExitOk) {
+    return code;
+  }
+  if (command.kind == Kind::kNodeDrain && command.wait) {
+    return wait_drained(command, client, out, err, pacing);
+  }
+  if (command.output == OutputFormat::kJson) {
+    print_json(reply, out);
+  } else if (command.kind == Kind::kNodePause) {
+    out << fmt::format("node {} paused: it keeps its groups and takes no new ones\n", command.node);
+  } else if (command.kind == Kind::kNodeResume) {
+    out << fmt::format("node {} resumed: it takes groups again\n", command.node);
+  } else {
+    out << fmt::format("node {} draining: its groups move to other nodes\n", command.node);
+  }
+  return kExitOk;
 }
 
 int group_create(const ClusterCommand& command, AdminClient& client, std::ostream& out,
@@ -839,6 +949,48 @@ void add_group_commands(CLI::App& root, const Sink& sink) {
                    Kind::kGroupOffline);
 }
 
+void add_node_commands(CLI::App& root, const Sink& sink) {
+  using Kind = ClusterCommand::Kind;
+  CLI::App* node = root.add_subcommand("node", "Pause, resume and drain cluster nodes");
+  node->require_subcommand(1);
+  struct NodeFlags {
+    std::string node;
+    bool no_wait = false;
+    std::string timeout = "5m";
+  };
+  auto add_node_leaf = [&](const std::string& name, const std::string& description, Kind kind) {
+    auto flags = std::make_shared<NodeFlags>();
+    auto builder = std::make_shared<Builder>([flags, kind]() -> Result<ClusterCommand> {
+      ClusterCommand command;
+      command.kind = kind;
+      if (Status named = cluster::check_name("node", flags->node); !named.ok()) {
+        return named.error();
+      }
+      command.node = flags->node;
+      command.wait = !flags->no_wait;
+      auto timeout = duration_flag("--timeout", flags->timeout);
+      if (!timeout.ok()) return timeout.error();
+      command.timeout = *timeout;
+      return command;
+    });
+    CLI::App* leaf = add_leaf(*node, name, description, sink, builder);
+    leaf->add_option("node", flags->node, "the node")->required();
+    if (kind == Kind::kNodeDrain) {
+      CLI::Option* no_wait =
+          leaf->add_flag("--no-wait", flags->no_wait, "return once the drain is requested");
+      leaf->add_option("--timeout", flags->timeout, "how long to wait for the groups to move")
+          ->excludes(no_wait)
+          ->capture_default_str();
+    }
+  };
+  add_node_leaf("pause", "Keep the node's groups where they are but place no new group there",
+                Kind::kNodePause);
+  add_node_leaf("resume", "Let a paused or drained node take groups again", Kind::kNodeResume);
+  add_node_leaf("drain",
+                "Move every group off the node gracefully, one by one, then keep it paused",
+                Kind::kNodeDrain);
+}
+
 void add_resource_commands(CLI::App& root, const Sink& sink) {
   using Kind = ClusterCommand::Kind;
   CLI::App* resource =
@@ -1147,6 +1299,7 @@ void add_cluster_commands(CLI::App& root, int& exit_code, std::ostream& out, std
   const Sink sink{&exit_code, &out, &err, std::move(pacing)};
   add_other_commands(root, sink);
   add_group_commands(root, sink);
+  add_node_commands(root, sink);
   add_resource_commands(root, sink);
 }
 
@@ -1190,6 +1343,10 @@ int run_cluster_command(const ClusterCommand& command, AdminClient& client, std:
       if (command.kind == Kind::kConfigExport) return export_config(key, client, out, err);
       return import_config(key, client, out, err);
     }
+    case Kind::kNodePause:
+    case Kind::kNodeResume:
+    case Kind::kNodeDrain:
+      return node_action(command, client, out, err, pacing);
     case Kind::kGroupList:
       return group_list(command, client, out, err);
     case Kind::kGroupShow:
@@ -1348,11 +1505,15 @@ Result<std::string> format_cluster_status(std::string_view json) {
   if (nodes.empty()) {
     text += "no nodes\n";
   } else {
-    std::vector<Row> rows{{"NODE", "STATE"}};
+    std::vector<Row> rows{{"NODE", "STATE", "GROUPS"}};
     for (const Json* node : nodes) {
       std::string state = flag_of(*node, "up") ? "up" : "down";
-      if (flag_of(*node, "paused")) state += ", paused";
-      rows.push_back({text_of(*node, "name"), std::move(state)});
+      if (flag_of(*node, "draining")) {
+        state += integer_of(*node, "groups").value_or(0) == 0 ? ", drained" : ", draining";
+      } else if (flag_of(*node, "paused")) {
+        state += ", paused";
+      }
+      rows.push_back({text_of(*node, "name"), std::move(state), count_of(*node, "groups")});
     }
     text += render_table(rows);
   }

@@ -61,6 +61,9 @@ struct ClusterCommand {
     kConfigJoinKey,   // config join-key: `password_file`, `state_dir`
     kConfigExport,    // config export: `password_file`, `file` ("" = standard output)
     kConfigImport,    // config import: `file`, `password_file`, `state_dir`, `dry_run`
+    kNodePause,       // node pause: `node`
+    kNodeResume,      // node resume: `node`
+    kNodeDrain,       // node drain: `node`, `wait` (default on), `timeout`
   };
 
   Kind kind = Kind::kStatus;
@@ -79,6 +82,9 @@ struct ClusterCommand {
   std::optional<std::vector<std::string>> possible_owners;  // empty list = every node
   // Replaces the resource's dependencies ("ANDs of ORs", cluster::ResourceSpec::depends_on).
   std::optional<std::vector<std::vector<std::string>>> depends_on;
+
+  // node pause, resume and drain.
+  std::string node;
 
   // group move, online and offline.
   std::string to_node;  // move: empty = any other node
@@ -109,7 +115,8 @@ struct ClusterCommand {
   std::string file;              // export (output), import (input)
 };
 
-// Registers `cluster status`, `group list|show|create|delete|move|online|offline`,
+// Registers `cluster status`, `node pause|resume|drain`,
+// `group list|show|create|delete|move|online|offline`,
 // `resource add|set|remove|depend`, `events` and `apply` on `root`; each takes --run-dir,
 // --socket and -o/--output. When one of them runs (as a CLI11 callback), `exit_code` receives
 // its exit code. Results go to `out`, problems to `err` (std::cout and std::cerr in the first

@@ -32,8 +32,11 @@ using Kind = ClusterCommand::Kind;
 
 constexpr std::string_view kCluster = R"({"cluster":"default","node":"n1","coordinator":"n2",
   "revision":42,
-  "nodes":[{"name":"n1","up":true,"paused":false},{"name":"n2","up":true,"paused":true},
-           {"name":"n3","up":false,"paused":false}],
+  "nodes":[{"name":"n1","up":true,"paused":false,"draining":false,"groups":1},
+           {"name":"n2","up":true,"paused":true,"draining":false,"groups":1},
+           {"name":"n3","up":false,"paused":false,"draining":false,"groups":0},
+           {"name":"n4","up":true,"paused":true,"draining":true,"groups":1},
+           {"name":"n5","up":true,"paused":true,"draining":true,"groups":0}],
   "groups":[
     {"name":"web","state":"Online","owner":"n1","token":17,"placement":"n1","reason":"",
      "resources":[{"name":"vip","type":"ip","state":"Online","restarts":0,"lastError":""},
@@ -95,10 +98,12 @@ TEST(FormatClusterStatusTest, ShowsNodesGroupsAndResources) {
             "coordinator: n2\n"
             "revision:    42\n"
             "\n"
-            "NODE   STATE\n"
-            "n1     up\n"
-            "n2     up, paused\n"
-            "n3     down\n"
+            "NODE   STATE          GROUPS\n"
+            "n1     up             1\n"
+            "n2     up, paused     1\n"
+            "n3     down           0\n"
+            "n4     up, draining   1\n"
+            "n5     up, drained    0\n"
             "\n"
             "GROUP   STATE     OWNER      RESOURCES\n"
             "web     Online    n1         2/2\n"

@@ -144,19 +144,23 @@ void GroupController::on_call_finished(const CallFinished& done, Clock::TimePoin
         resource.is_alive_now = false;
         set_state(r, ResourceState::kOnline, "online", actions);
       } else {
-        on_failure(r, failure_text("online", policy.pending_timeout), now, actions);
+        on_failure(r, failure_text("online", policy.pending_timeout), done.failure, actions);
       }
       break;
     case Verb::kOffline:
       if (done.ok) {
         set_state(r, ResourceState::kOffline, "offline", actions);
       } else {
-        on_failure(r, failure_text("offline", policy.pending_timeout), now, actions);
+        on_failure(r, failure_text("offline", policy.pending_timeout), done.failure, actions);
       }
       break;
     case Verb::kLooksAlive:
       if (done.ok) {
         resource.next_looks_alive = now + policy.looks_alive_interval;
+      } else if (target_ == Target::kOnline && done.failure != FailureClass::kSoft) {
+        // Not "looks dead" but "cannot run here" or "misconfigured": a
+        // deeper check cannot change that.
+        on_failure(r, failure_text("looksalive", policy.probe_timeout), done.failure, actions);
       } else if (target_ == Target::kOnline) {
         // WSFC: a false LooksAlive runs IsAlive at once; only IsAlive fails.
         resource.is_alive_now = true;
@@ -169,7 +173,7 @@ void GroupController::on_call_finished(const CallFinished& done, Clock::TimePoin
         resource.next_is_alive = now + policy.is_alive_interval;
         resource.next_looks_alive = now + policy.looks_alive_interval;
       } else if (target_ == Target::kOnline) {
-        on_failure(r, failure_text("isalive", policy.probe_timeout), now, actions);
+        on_failure(r, failure_text("isalive", policy.probe_timeout), done.failure, actions);
       }
       break;
     case Verb::kTerminate:
@@ -181,10 +185,11 @@ void GroupController::on_call_finished(const CallFinished& done, Clock::TimePoin
   }
 }
 
-void GroupController::on_failure(int r, const std::string& reason, Clock::TimePoint /*now*/,
+void GroupController::on_failure(int r, const std::string& reason, FailureClass failure,
                                  Actions& actions) {
   Resource& resource = resources_[r];
   resource.last_error = reason;
+  resource.last_failure = failure;
   resource.is_alive_now = false;
   set_state(r, ResourceState::kFailed, reason, actions);
   issue(r, Verb::kTerminate, actions);
@@ -199,9 +204,19 @@ void GroupController::after_terminate(int r, Clock::TimePoint now, Actions& acti
   }
   if (target_ != Target::kOnline) return;
 
-  // A failure-driven Terminate ended: apply the restart policy.
+  // A failure-driven Terminate ended: apply the restart policy, unless a
+  // restart here cannot help (Pacemaker's hard and fatal errors).
   const ResourceSpec& spec = group_.resources[r];
   const ResourcePolicy& policy = spec.policy;
+  if (resource.last_failure != FailureClass::kSoft) {
+    target_ = Target::kFailover;
+    failover_failure_ = resource.last_failure;
+    failover_reason_ =
+        resource.last_failure == FailureClass::kHard
+            ? fmt::format("resource {} cannot run on this node: {}", spec.name, resource.last_error)
+            : fmt::format("resource {} is misconfigured: {}", spec.name, resource.last_error);
+    return;
+  }
   if (policy.restart_action == RestartAction::kNoRestart) {
     resource.retry_at = now + policy.retry_period_on_failure;
     return;
@@ -219,6 +234,7 @@ void GroupController::after_terminate(int r, Clock::TimePoint now, Actions& acti
     return;
   }
   target_ = Target::kFailover;
+  failover_failure_ = FailureClass::kSoft;
   failover_reason_ = fmt::format("resource {} failed after {} restarts within {}: {}", spec.name,
                                  resource.restarts.size(), format_duration(policy.restart_period),
                                  resource.last_error);
@@ -314,7 +330,7 @@ void GroupController::reconcile_offline(Actions& actions) {
   }
   if (!all_settled()) return;
   if (target_ == Target::kFailover) {
-    actions.push_back(GroupOutcome{Outcome::kFailover, failover_reason_});
+    actions.push_back(GroupOutcome{Outcome::kFailover, failover_reason_, failover_failure_});
   } else {
     actions.push_back(GroupOutcome{Outcome::kOffline, "every resource offline"});
   }

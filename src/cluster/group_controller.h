@@ -59,7 +59,7 @@ struct CallFinished {
   int call_id = 0;
   bool ok = false;
   bool timed_out = false;
-  std::string detail;  // e.g. the last output line or the exit status
+  std::string detail;                          // e.g. the last output line or the exit status
   FailureClass failure = FailureClass::kSoft;  // when !ok
 };
 // Something outside the polls saw the resource die (a worker exited, the
@@ -105,6 +105,11 @@ enum class Outcome {
 struct GroupOutcome {
   Outcome outcome = Outcome::kOnline;
   std::string reason;
+  // kFailover: what caused it. Soft = the restart threshold was exceeded;
+  // hard = a resource cannot run on this node (placement bans the node for
+  // the group); fatal = a resource is misconfigured (placement stops the
+  // group everywhere).
+  FailureClass failure = FailureClass::kSoft;
 };
 
 using ControllerAction = std::variant<Call, ResourceChanged, GroupOutcome>;
@@ -143,12 +148,13 @@ class GroupController {
     std::optional<Clock::TimePoint> retry_at;    // left Failed until then
     std::deque<Clock::TimePoint> restarts;       // inside restart_period
     std::string last_error;
+    FailureClass last_failure = FailureClass::kSoft;  // of the failure being handled
   };
 
   using Actions = std::vector<ControllerAction>;
 
   void on_call_finished(const CallFinished& done, Clock::TimePoint now, Actions& actions);
-  void on_failure(int r, const std::string& reason, Clock::TimePoint now, Actions& actions);
+  void on_failure(int r, const std::string& reason, FailureClass failure, Actions& actions);
   void after_terminate(int r, Clock::TimePoint now, Actions& actions);
   void reconcile(Clock::TimePoint now, Actions& actions);
   void reconcile_online(Clock::TimePoint now, Actions& actions);
@@ -166,6 +172,7 @@ class GroupController {
   std::vector<Resource> resources_;
   Target target_ = Target::kIdle;
   std::string failover_reason_;
+  FailureClass failover_failure_ = FailureClass::kSoft;
   bool reported_online_ = false;
   int next_call_id_ = 1;
 };

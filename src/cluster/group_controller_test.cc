@@ -66,6 +66,13 @@ class Driver {
     in_flight_.erase(call.call_id);
     send(CallFinished{call.call_id, ok, timed_out, ok ? "" : "exit status 1"});
   }
+  // Fails the call in flight for `resource` with a failure of `failure`'s class.
+  void fail(int resource, Verb verb, FailureClass failure, std::string detail) {
+    Call call = pending(resource);
+    ASSERT_EQ(call.verb, verb) << "resource " << resource;
+    in_flight_.erase(call.call_id);
+    send(CallFinished{call.call_id, false, false, std::move(detail), failure});
+  }
 
   GroupController& controller() { return controller_; }
   const std::vector<Call>& calls() const { return calls_; }
@@ -550,6 +557,45 @@ TEST_P(RandomScheduleTest, InvariantsHold) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, RandomScheduleTest, ::testing::Range(1, 301));
+
+}  // namespace
+}  // namespace clusweb::cluster
+
+namespace clusweb::cluster {
+namespace {
+
+TEST(GroupControllerTest, AHardErrorFailsTheGroupOverWithoutRestartingInPlace) {
+  Driver driver(quiet_address_group());
+  bring_online(driver);
+  driver.advance(seconds(1));
+  driver.send(Timer{});
+  // LooksAlive answering "not installed here": IsAlive cannot change that.
+  driver.fail(1, Verb::kLooksAlive, FailureClass::kHard, "monitor: exited 5 (not installed)");
+  EXPECT_EQ(driver.controller().state(1), ResourceState::kFailed);
+  driver.finish(1, Verb::kTerminate, true);
+  EXPECT_EQ(driver.controller().restart_count(1), 0);
+  EXPECT_TRUE(driver.has_pending(0, Verb::kOffline));
+  driver.finish(0, Verb::kOffline, true);
+  ASSERT_EQ(driver.outcomes().back().outcome, Outcome::kFailover);
+  EXPECT_EQ(driver.outcomes().back().failure, FailureClass::kHard);
+  EXPECT_EQ(driver.outcomes().back().reason,
+            "resource site cannot run on this node: looksalive failed: monitor: exited 5 (not "
+            "installed)");
+}
+
+TEST(GroupControllerTest, AFatalErrorTakesTheGroupOfflineAsMisconfigured) {
+  Driver driver(web_group());
+  driver.send(BringOnline{});
+  driver.finish(0, Verb::kOnline, true);
+  driver.fail(1, Verb::kOnline, FailureClass::kFatal, "start: exited 6 (not configured)");
+  driver.finish(1, Verb::kTerminate, true);
+  EXPECT_FALSE(driver.has_pending(1, Verb::kOnline));
+  driver.finish(0, Verb::kOffline, true);
+  ASSERT_EQ(driver.outcomes().back().outcome, Outcome::kFailover);
+  EXPECT_EQ(driver.outcomes().back().failure, FailureClass::kFatal);
+  EXPECT_EQ(driver.outcomes().back().reason,
+            "resource site is misconfigured: online failed: start: exited 6 (not configured)");
+}
 
 }  // namespace
 }  // namespace clusweb::cluster

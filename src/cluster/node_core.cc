@@ -90,7 +90,8 @@ void NodeCore::reconcile(Clock::TimePoint now, Actions& actions) {
       if (!wanted) {
         owned.phase = Phase::kReleasing;
         owned.online_at.reset();
-        release(name, owned.token, std::nullopt, /*resources_stopped=*/false, actions);
+        release(name, owned.token, std::nullopt, FailureClass::kSoft, /*resources_stopped=*/false,
+                actions);
       } else if (owned.online_at && now >= *owned.online_at) {
         owned.phase = Phase::kRunning;
         owned.online_at.reset();
@@ -118,15 +119,16 @@ void NodeCore::reconcile(Clock::TimePoint now, Actions& actions) {
 }
 
 void NodeCore::release(const std::string& group, int64_t token,
-                       std::optional<std::string> failover_reason, bool resources_stopped,
-                       Actions& actions) {
+                       std::optional<std::string> failover_reason, FailureClass failure,
+                       bool resources_stopped, Actions& actions) {
   if (failover_reason) {
     // The placement still names this node until the coordinator has seen
     // the failover; it writes a new decision then, even for the same node.
     auto placed = view_.placement.find(group);
     released_[group] = placed == view_.placement.end() ? view_.revision : placed->second.revision;
   }
-  actions.push_back(ReleaseOwnership{group, token, std::move(failover_reason), resources_stopped});
+  actions.push_back(
+      ReleaseOwnership{group, token, std::move(failover_reason), failure, resources_stopped});
 }
 
 void NodeCore::fence(std::string reason, Clock::TimePoint now, Actions& actions) {
@@ -157,6 +159,7 @@ void NodeCore::drive(const std::string& group, const ControllerEvent& event, Clo
       auto& outcome = std::get<GroupOutcome>(action);
       const Outcome kind = outcome.outcome;
       std::string reason = outcome.reason;
+      const FailureClass failure = outcome.failure;
       actions.push_back(GroupEvent{group, token, std::move(outcome)});
       Owned& owned = owned_.at(group);
       if (kind == Outcome::kTerminated && owned.phase == Phase::kTerminating) {
@@ -164,10 +167,10 @@ void NodeCore::drive(const std::string& group, const ControllerEvent& event, Clo
         return;
       }
       if (kind == Outcome::kOffline && owned.phase == Phase::kReleasing) {
-        release(group, token, std::nullopt, true, actions);
+        release(group, token, std::nullopt, FailureClass::kSoft, true, actions);
       } else if (kind == Outcome::kFailover && owned.phase != Phase::kTerminating) {
         owned.phase = Phase::kReleasing;
-        release(group, token, std::move(reason), true, actions);
+        release(group, token, std::move(reason), failure, true, actions);
       }
     }
   }

@@ -103,6 +103,9 @@ struct ReleaseOwnership {
   std::string group;
   int64_t token = 0;
   std::optional<std::string> failover_reason;
+  // With a failover_reason: its class (hard bans this node for the group,
+  // fatal stops the group everywhere; both are recorded with the failover).
+  FailureClass failure = FailureClass::kSoft;
   // False when the node released without ever starting the group while it
   // waited out an expired predecessor: then no `released` marker, so the
   // next owner waits too.
@@ -169,7 +172,7 @@ class NodeCore {
 
   void reconcile(Clock::TimePoint now, Actions& actions);
   void release(const std::string& group, int64_t token, std::optional<std::string> failover_reason,
-               bool resources_stopped, Actions& actions);
+               FailureClass failure, bool resources_stopped, Actions& actions);
   void fence(std::string reason, Clock::TimePoint now, Actions& actions);
   void drive(const std::string& group, const ControllerEvent& event, Clock::TimePoint now,
              Actions& actions);

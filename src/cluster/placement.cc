@@ -54,6 +54,10 @@ struct GroupView {
   const GroupState* state = nullptr;
   // Nodes that failed the group within failover_period -> the latest such failover.
   std::map<std::string, WallTime> failed_by;
+  // Nodes with a hard failover of the group, of any age -> the latest.
+  std::map<std::string, WallTime> banned;
+  // The latest fatal failover, of any age.
+  std::optional<FailoverRecord> fatal;
   // The owner a pending move without a target takes the group away from. Only an owner: with
   // none, the placement is usually the node the move already chose (the old owner released, the
   // new one has not acquired yet), and excluding it would send the group on again.
@@ -75,6 +79,12 @@ class Placer {
     GroupView view;
     view.state = &group;
     for (const FailoverRecord& failover : group.failovers) {
+      if (failover.failure == FailureClass::kHard) {
+        auto [it, inserted] = view.banned.emplace(failover.from_node, failover.at);
+        if (!inserted) it->second = std::max(it->second, failover.at);
+      } else if (failover.failure == FailureClass::kFatal) {
+        if (!view.fatal || view.fatal->at < failover.at) view.fatal = failover;
+      }
       if (!in_window(failover.at, now_, group.spec.failover_period)) continue;
       auto [it, inserted] = view.failed_by.emplace(failover.from_node, failover.at);
       if (!inserted) it->second = std::max(it->second, failover.at);
@@ -90,6 +100,14 @@ class Placer {
       view.outcome = Outcome{std::nullopt, "offline by administrator"};
       return;
     }
+    if (view.fatal) {
+      view.outcome = Outcome{
+          std::nullopt,
+          fmt::format("stopped on every node: a resource was found misconfigured on {} at {}; "
+                      "after fixing it, `clusweb group online {}` clears this",
+                      view.fatal->from_node, format_time(view.fatal->at), spec.name)};
+      return;
+    }
 
     if (auto failed = failed_state(group)) {
       if (failed->waiting) {
@@ -103,7 +121,7 @@ class Placer {
         group.move && (!group.owner || group.owner_token < group.move->revision);
     if (move_pending && !group.move->to_node.empty()) {
       const std::string& target = group.move->to_node;
-      if (auto why = why_not_new(spec, target)) {
+      if (auto why = why_not_new(view, target)) {
         view.notes.push_back(
             fmt::format("cannot move to {} as requested: {} {}", target, target, *why));
       } else {
@@ -121,7 +139,7 @@ class Placer {
     std::optional<std::string> sticky;
     std::string stay_reason;
     if (group.owner && group.owner != view.excluded) {
-      if (auto why = why_not_owner(spec, *group.owner)) {
+      if (auto why = why_not_owner(view, *group.owner)) {
         view.notes.push_back(fmt::format("its owner {} {}", *group.owner, *why));
       } else {
         sticky = group.owner;
@@ -191,7 +209,7 @@ class Placer {
       return std::make_tuple(at, preference(spec, name), load_of(name));
     };
     for (const auto& [name, node] : nodes_) {
-      if (name == view.excluded || why_not_new(spec, name)) continue;
+      if (name == view.excluded || why_not_new(view, name)) continue;
       if (oldest == nullptr || rank(name) < rank(*oldest)) oldest = &name;
     }
     if (oldest != nullptr) {
@@ -204,14 +222,14 @@ class Placer {
     }
 
     // A move without a target found no other node: the group stays where it is.
-    if (view.excluded && !why_not_owner(spec, *view.excluded)) {
+    if (view.excluded && !why_not_owner(view, *view.excluded)) {
       view.outcome = Outcome{*view.excluded,
                              with_notes(view, fmt::format("no other node can take it; stays on "
                                                           "its owner {}",
                                                           *view.excluded))};
       return;
     }
-    view.outcome = Outcome{std::nullopt, with_notes(view, nowhere_reason(spec))};
+    view.outcome = Outcome{std::nullopt, with_notes(view, nowhere_reason(view))};
   }
 
   void count_load(const Outcome& outcome) {
@@ -270,18 +288,23 @@ class Placer {
                : static_cast<size_t>(it - spec.preferred_owners.begin());
   }
 
-  // Why the group may not stay with `name` as its owner (Up and allowed; paused is fine).
-  std::optional<std::string> why_not_owner(const GroupSpec& spec, const std::string& name) const {
+  // Why the group may not stay with `name` as its owner (Up and allowed; paused is fine,
+  // draining is not).
+  std::optional<std::string> why_not_owner(const GroupView& view, const std::string& name) const {
     const NodeState* node = find(name);
     if (node == nullptr) return "is not a known node";
     if (!node->up) return "is down";
-    if (!allows(spec, name)) return "is not a possible owner";
+    if (!allows(view.state->spec, name)) return "is not a possible owner";
+    if (auto banned = view.banned.find(name); banned != view.banned.end()) {
+      return fmt::format("cannot run it (hard error at {})", format_time(banned->second));
+    }
+    if (node->draining) return "is being drained";
     return std::nullopt;
   }
 
   // Why `name` may not take the group as a new one (Up, unpaused and allowed).
-  std::optional<std::string> why_not_new(const GroupSpec& spec, const std::string& name) const {
-    if (auto why = why_not_owner(spec, name)) return why;
+  std::optional<std::string> why_not_new(const GroupView& view, const std::string& name) const {
+    if (auto why = why_not_owner(view, name)) return why;
     if (find(name)->paused) return "is paused";
     return std::nullopt;
   }
@@ -290,7 +313,7 @@ class Placer {
   // the one a move takes the group away from.
   std::optional<std::string> why_not_fresh(const GroupView& view, const std::string& name) const {
     if (name == view.excluded) return "is the node it moves away from";
-    if (auto why = why_not_new(view.state->spec, name)) return why;
+    if (auto why = why_not_new(view, name)) return why;
     auto failed = view.failed_by.find(name);
     if (failed != view.failed_by.end()) {
       return fmt::format("failed it at {}", format_time(failed->second));
@@ -299,18 +322,21 @@ class Placer {
   }
 
   // Rule 8: names the nodes by cause, so the log says what an administrator could change.
-  std::string nowhere_reason(const GroupSpec& spec) const {
+  std::string nowhere_reason(const GroupView& view) const {
     if (nodes_.empty()) return "no node can run it: the cluster has no nodes";
     std::vector<std::string> down;
     std::vector<std::string> paused;
     std::vector<std::string> not_allowed;
+    std::vector<std::string> banned;
     for (const auto& [name, node] : nodes_) {
       if (!node.up) {
         down.push_back(name);
-      } else if (node.paused) {
+      } else if (node.paused || node.draining) {
         paused.push_back(name);
-      } else if (!allows(spec, name)) {
+      } else if (!allows(view.state->spec, name)) {
         not_allowed.push_back(name);
+      } else if (view.banned.contains(name)) {
+        banned.push_back(name);
       }
     }
     std::vector<std::string> parts;
@@ -318,6 +344,10 @@ class Placer {
     if (!paused.empty()) parts.push_back(fmt::format("{} paused", fmt::join(paused, ", ")));
     if (!not_allowed.empty()) {
       parts.push_back(fmt::format("{} not a possible owner", fmt::join(not_allowed, ", ")));
+    }
+    if (!banned.empty()) {
+      parts.push_back(fmt::format("{} had a hard error with it (`clusweb group online` clears)",
+                                  fmt::join(banned, ", ")));
     }
     return fmt::format("no node can run it: {}", fmt::join(parts, "; "));
   }

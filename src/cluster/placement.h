@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster/group_controller.h"
 #include "cluster/model.h"
 
 // Placement: which node each group should run on. A pure function of the
@@ -15,6 +16,8 @@ struct NodeState {
   std::string name;
   bool up = false;      // holds a live lease (nodes/<node> exists)
   bool paused = false;  // node-admin/<node>: keeps its groups, takes no new ones
+  // node-admin/<node> with drain: paused, and its groups move away gracefully.
+  bool draining = false;
 };
 
 // A failover caused by resource failures (not node loss, not a planned
@@ -22,6 +25,10 @@ struct NodeState {
 struct FailoverRecord {
   std::string from_node;
   WallTime at;
+  // Hard: a resource cannot run on from_node, which is banned for the group
+  // whatever its age. Fatal: a resource is misconfigured; the group runs
+  // nowhere. Both hold until the history is cleared (`group online`).
+  FailureClass failure = FailureClass::kSoft;
   bool operator==(const FailoverRecord&) const = default;
 };
 
@@ -50,7 +57,8 @@ struct PlacementDecision {
 };
 
 // Decides every group's node, in the order of `groups`. Rules, first match wins:
-//  1. `offline_requested` -> nowhere.
+//  1. `offline_requested` -> nowhere; a fatal failover in the history ->
+//     nowhere.
 //  2. Failed: more resource-failure failovers within failover_period than the
 //     threshold (unset = number of nodes - 1, at least 1) -> nowhere, until
 //     retry_period_on_failure after the last one; then one more try.
@@ -70,7 +78,9 @@ struct PlacementDecision {
 //  7. Steps 5-6 again accepting nodes that failed the group (the one that
 //     failed it longest ago first).
 //  8. Otherwise nowhere ("no node can run it").
-// "Allowed" = every resource lists the node as a possible owner (or none).
+// "Allowed" = every resource lists the node as a possible owner (or none),
+// the group has no hard failover from the node, and the node is not being
+// drained.
 std::vector<PlacementDecision> place(const std::vector<NodeState>& nodes,
                                      const std::vector<GroupState>& groups, WallTime now);
 

@@ -14,6 +14,7 @@
 //     - {name: n1}                     # up: true and paused: false unless given
 //     - {name: n2, up: false}
 //     - {name: n3, paused: true}
+//     - {name: n4, paused: true, draining: true}
 //   groups:                            # decided in this order
 //     - name: web
 //       preferredOwners: [n1, n2]
@@ -30,6 +31,7 @@
 //       offline: true                  # `group offline`
 //       failovers:                     # `at`: ISO time, or relative to now: -2h, -1h30m
 //         - {from: n2, at: -2h}
+//         - {from: n3, at: -3d, class: hard}    # soft (default), hard or fatal
 //       move: {to: n3, revision: 20}   # `to` omitted or "" = the best other node
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
@@ -189,9 +191,17 @@ GroupState parse_group(const YAML::Node& node, WallTime now) {
   if (node["offline"]) group.offline_requested = node["offline"].as<bool>();
   if (node["failovers"]) {
     for (const auto& failover : node["failovers"]) {
-      expect_keys(failover, {"from", "at"});
-      group.failovers.push_back(
-          FailoverRecord{failover["from"].as<std::string>(), parse_time(failover["at"], now)});
+      expect_keys(failover, {"from", "at", "class"});
+      FailoverRecord record{failover["from"].as<std::string>(), parse_time(failover["at"], now)};
+      const std::string failure = failover["class"] ? failover["class"].as<std::string>() : "soft";
+      if (failure == "hard") {
+        record.failure = FailureClass::kHard;
+      } else if (failure == "fatal") {
+        record.failure = FailureClass::kFatal;
+      } else if (failure != "soft") {
+        throw BadScenario{fmt::format("{}: class must be soft, hard or fatal", where(failover))};
+      }
+      group.failovers.push_back(std::move(record));
     }
   }
   if (const YAML::Node move = node["move"]) {
@@ -210,10 +220,11 @@ Result<Scenario> load_scenario(const fs::path& path) {
     Scenario scenario;
     scenario.now = parse_absolute_time(root["now"]);
     for (const auto& node : root["nodes"]) {
-      expect_keys(node, {"name", "up", "paused"});
+      expect_keys(node, {"name", "up", "paused", "draining"});
       scenario.nodes.push_back(NodeState{node["name"].as<std::string>(),
                                          node["up"] ? node["up"].as<bool>() : true,
-                                         node["paused"] ? node["paused"].as<bool>() : false});
+                                         node["paused"] ? node["paused"].as<bool>() : false,
+                                         node["draining"] ? node["draining"].as<bool>() : false});
     }
     for (const auto& group : root["groups"]) {
       scenario.groups.push_back(parse_group(group, scenario.now));

@@ -114,7 +114,10 @@ Result<PlacementValue> decode_placement(std::string_view text, std::string_view 
 }
 
 void FailureHistory::trim(WallTime now, Milliseconds keep) {
-  std::erase_if(entries, [&](const Entry& entry) { return entry.record.at <= now - keep; });
+  // Hard and fatal failovers hold until cleared, whatever their age.
+  std::erase_if(entries, [&](const Entry& entry) {
+    return entry.record.failure == FailureClass::kSoft && entry.record.at <= now - keep;
+  });
 }
 
 std::vector<FailoverRecord> FailureHistory::records() const {
@@ -127,9 +130,12 @@ std::vector<FailoverRecord> FailureHistory::records() const {
 std::string encode(const FailureHistory& history) {
   json list = json::array();
   for (const auto& entry : history.entries) {
-    list.push_back({{"node", entry.record.from_node},
-                    {"atUnixMs", to_unix_ms(entry.record.at)},
-                    {"reason", entry.reason}});
+    json item{{"node", entry.record.from_node},
+              {"atUnixMs", to_unix_ms(entry.record.at)},
+              {"reason", entry.reason}};
+    if (entry.record.failure != FailureClass::kSoft)
+      item["class"] = to_string(entry.record.failure);
+    list.push_back(std::move(item));
   }
   return json{{"failovers", std::move(list)}}.dump();
 }
@@ -152,6 +158,15 @@ Result<FailureHistory> decode_failures(std::string_view text, std::string_view k
     entry.record.at = from_unix_ms(at->get<int64_t>());
     if (auto reason = item.find("reason"); reason != item.end() && reason->is_string()) {
       entry.reason = reason->get<std::string>();
+    }
+    if (auto failure = item.find("class"); failure != item.end()) {
+      if (*failure == "hard") {
+        entry.record.failure = FailureClass::kHard;
+      } else if (*failure == "fatal") {
+        entry.record.failure = FailureClass::kFatal;
+      } else if (*failure != "soft") {
+        return bad_value(key, "a failover's \"class\" must be soft, hard or fatal");
+      }
     }
     history.entries.push_back(std::move(entry));
   }

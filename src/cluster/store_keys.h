@@ -107,8 +107,9 @@ struct FailureHistory {
   };
   std::vector<Entry> entries;
 
-  // Drops what is older than `keep` before `now` (they no longer count
-  // toward any threshold), so the value stays small.
+  // Drops soft failovers older than `keep` before `now` (they no longer
+  // count toward any threshold), so the value stays small. Hard and fatal
+  // ones stay until an administrator clears the history.
   void trim(WallTime now, Milliseconds keep);
   std::vector<FailoverRecord> records() const;
   bool operator==(const FailureHistory&) const = default;

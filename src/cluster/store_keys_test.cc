@@ -69,13 +69,20 @@ TEST(StoreRecordsTest, FailureHistoryRoundTripsAndTrims) {
   FailureHistory history;
   history.entries.push_back({{"n1", now - hours(7)}, "old"});
   history.entries.push_back({{"n2", now - minutes(5)}, "resource site failed"});
+  history.entries.push_back({{"n3", now - hours(30), FailureClass::kHard}, "not installed"});
+  history.entries.push_back({{"n1", now - hours(40), FailureClass::kFatal}, "not configured"});
   auto decoded = decode_failures(encode(history), "k");
   ASSERT_TRUE(decoded.ok()) << decoded.error().describe();
   EXPECT_EQ(*decoded, history);
 
+  // Hard and fatal failovers stay however old they are.
   history.trim(now, hours(6));
-  ASSERT_EQ(history.entries.size(), 1u);
+  ASSERT_EQ(history.entries.size(), 3u);
   EXPECT_EQ(history.records()[0].from_node, "n2");
+  EXPECT_EQ(history.records()[1].failure, FailureClass::kHard);
+  EXPECT_EQ(history.records()[2].failure, FailureClass::kFatal);
+  EXPECT_FALSE(
+      decode_failures(R"({"failovers":[{"node":"n1","atUnixMs":1,"class":"odd"}]})", "k").ok());
   EXPECT_FALSE(decode_failures(R"({"failovers":[{"node":"n1"}]})", "k").ok());
   EXPECT_FALSE(decode_failures("[]", "k").ok());
 }

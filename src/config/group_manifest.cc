@@ -77,6 +77,10 @@ struct TypeRule {
 const std::vector<TypeRule>& type_rules() {
   static const std::vector<TypeRule> rules = {
       {"ip", {"address", "interface"}, {"address", "interface", "lifetime"}},
+      {"mount",
+       {"device", "directory", "fstype"},
+       {"device", "directory", "fstype", "options", "statusFile", "writeCheck", "killGrace"}},
+      {"ocf", {"agent"}, {}},
       {"script", {"path"}, {}},
       {"website",
        {"site"},

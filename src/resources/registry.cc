@@ -3,12 +3,14 @@
 #include <fmt/format.h>
 
 #include "resources/ip_resource.h"
+#include "resources/mount_resource.h"
+#include "resources/ocf_resource.h"
 #include "resources/website_resource.h"
 
 namespace clusweb::resources {
 
 const std::vector<std::string_view>& resource_types() {
-  static const std::vector<std::string_view> kTypes{"ip", "script", "website"};
+  static const std::vector<std::string_view> kTypes{"ip", "mount", "ocf", "script", "website"};
   return kTypes;
 }
 
@@ -24,8 +26,24 @@ Result<std::unique_ptr<Resource>> make_resource(const std::string& type,
     return std::unique_ptr<Resource>(std::make_unique<ScriptResource>(
         path->second, *deps.reaper, std::move(executor), deps.log_sink));
   }
+  if (type == "ocf") {
+    if (deps.reaper == nullptr) return make_error("resource type ocf needs a child reaper");
+    const auto agent = deps.parameters.find(std::string(OcfResource::kAgentParameter));
+    if (agent == deps.parameters.end() || agent->second.empty()) {
+      return make_error("resource type ocf needs parameter agent (provider:type)");
+    }
+    const auto root = deps.parameters.find(std::string(OcfResource::kRootParameter));
+    Result<OcfAgent> parsed = parse_ocf_agent(
+        agent->second, root == deps.parameters.end() ? kDefaultOcfRoot : root->second);
+    if (!parsed.ok()) return parsed.error();
+    return std::unique_ptr<Resource>(std::make_unique<OcfResource>(
+        std::move(*parsed), deps.parameters, *deps.reaper, std::move(executor), deps.log_sink));
+  }
   if (type == "ip") {
     return std::unique_ptr<Resource>(std::make_unique<IpResource>(std::move(executor)));
+  }
+  if (type == "mount") {
+    return std::unique_ptr<Resource>(std::make_unique<MountResource>(std::move(executor)));
   }
   if (type == "website") {
     if (deps.clock == nullptr) return make_error("resource type website needs a clock");

@@ -37,10 +37,10 @@ struct CallResult {
   bool ok = false;                  // the verb's boolean answer (exit 0 = true)
   bool timed_out = false;           // killed at the timeout
   std::string detail;               // why not ok, in a few words ("exited 3", "address missing")
-  // When !ok: how the controller treats the failure (only `ocf` reports
-  // other than soft, from the agent's exit code).
-  cluster::FailureClass failure = cluster::FailureClass::kSoft;
   std::vector<std::string> output;  // lines the call printed, for the event log
+  // When !ok: how the controller treats the failure (types that can tell
+  // a failure's class, such as `ocf` from the agent's exit code).
+  cluster::FailureClass failure = cluster::FailureClass::kSoft;
 };
 
 // One configured resource of one type. Calls are made one at a time per

@@ -1,25 +1,10 @@
 #include "resources/script_resource.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <array>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/buffer.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <csignal>
-#include <deque>
 #include <map>
+#include <optional>
 #include <utility>
-
-#include "base/log.h"
-#include "base/result.h"
-#include "base/unique_fd.h"
 
 namespace clusweb::resources {
 
@@ -28,9 +13,6 @@ using cluster::Verb;
 namespace {
 
 constexpr std::string_view kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-// How long a killed script may take to be reaped before its call ends anyway
-// (a process in uninterruptible sleep dies only when the kernel lets it).
-constexpr std::chrono::milliseconds kReapBackstop{100};
 
 std::map<std::string, std::string> script_environment(Verb verb, const CallContext& context) {
   std::map<std::string, std::string> env{
@@ -61,272 +43,45 @@ std::string script_parameter_variable(std::string_view name) {
   return variable;
 }
 
-// One running script. Driven by callbacks on the executor's thread (output,
-// the reaper's exit callback, timers); the calling coroutine waits on `done`,
-// a timer that never expires and is cancelled when the run is finished. Every
-// callback holds the Run, so a late one finds it alive and sees `finished`.
-class ScriptResource::Run : public std::enable_shared_from_this<ScriptResource::Run> {
- public:
-  Run(const boost::asio::any_io_executor& executor, LogSink log_sink,
-      std::chrono::milliseconds timeout)
-      : log_sink_(std::move(log_sink)),
-        timeout_(timeout),
-        pipe_(executor),
-        timeout_timer_(executor),
-        kill_timer_(executor),
-        drain_timer_(executor),
-        done_(executor) {
-    done_.expires_at(boost::asio::steady_timer::time_point::max());
-  }
-
-  // Takes the read end of the output pipe and the spawned (and watched) pid.
-  void start(pid_t pid, UniqueFd output) {
-    pid_ = pid;
-    boost::system::error_code ec;
-    pipe_.assign(output.get(), ec);
-    if (ec) {
-      eof_ = true;  // not expected for a fresh pipe; the script runs without its output read
-    } else {
-      output.release();  // the stream descriptor owns it now
-    }
-    read_more();
-    timeout_timer_.expires_after(timeout_);
-    timeout_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& error) {
-      if (!error) self->on_timeout();
-    });
-  }
-
-  // The ChildReaper's callback: the script has exited and is reaped.
-  void on_exit(int wait_status) {
-    exited_ = true;
-    wait_status_ = wait_status;
-    if (finished_) return;
-    if (timed_out_ || superseded_) {
-      // The script is gone and reaped, but its group id cannot be reused
-      // while members are left, so this reaches only what it started.
-      ::kill(-pid_, SIGKILL);
-      close_pipe();
-      return;
-    }
-    if (eof_) {
-      finish();
-      return;
-    }
-    drain_timer_.expires_after(kDrainTime);
-    drain_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& error) {
-      if (!error) self->close_pipe();
-    });
-  }
-
-  // Terminate arrived: kill the group now; this call ends as superseded.
-  void supersede() {
-    if (finished_) return;
-    superseded_ = true;
-    timeout_timer_.cancel();
-    if (exited_) {
-      ::kill(-pid_,
-             SIGKILL);  // see on_exit: the group outlives its reaped leader only with members
-      close_pipe();
-      return;
-    }
-    signal_group(pid_, SIGKILL);
-    arm_backstop();
-  }
-
-  // Waits (on the caller's coroutine) until the run is finished.
-  boost::asio::awaitable<void> wait() {
-    while (!finished_) {
-      co_await done_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-    }
-  }
-
-  CallResult result(Verb verb) const {
-    CallResult result;
-    result.output.assign(lines_.begin(), lines_.end());
-    if (superseded_) {
-      result.detail = "superseded by terminate";
-    } else if (timed_out_) {
-      result.timed_out = true;
-      result.detail = fmt::format("timed out after {} ms", timeout_.count());
-    } else if (!exited_) {
-      result.detail = "ended without an exit status";  // not reached: only kills end a run early
-    } else if (WIFEXITED(wait_status_) && WEXITSTATUS(wait_status_) == 0) {
-      result.ok = true;
-    } else if ((verb == Verb::kOpen || verb == Verb::kClose) && WIFEXITED(wait_status_) &&
-               WEXITSTATUS(wait_status_) == kNotImplemented) {
-      result.ok = true;
-      result.detail = "not implemented";
-    } else {
-      result.detail = describe_wait_status(wait_status_);
-    }
-    return result;
-  }
-
-  pid_t pid() const { return pid_; }
-
- private:
-  void read_more() {
-    if (eof_) return;
-    pipe_.async_read_some(
-        boost::asio::buffer(buffer_),
-        [self = shared_from_this()](const boost::system::error_code& error, std::size_t size) {
-          self->take_output(std::string_view(self->buffer_.data(), size));
-          if (error) {  // EOF, or the pipe closed after the drain
-            self->eof_ = true;
-            self->flush_partial_line();
-            if (self->exited_) self->finish();
-            return;
-          }
-          self->read_more();
-        });
-  }
-
-  void take_output(std::string_view data) {
-    while (!data.empty()) {
-      auto newline = data.find('\n');
-      std::string_view piece = data.substr(0, newline);
-      if (partial_.size() < kMaxLineBytes) {
-        partial_.append(piece.substr(0, kMaxLineBytes - partial_.size()));
-      }
-      if (newline == std::string_view::npos) return;
-      emit_line();
-      data.remove_prefix(newline + 1);
-    }
-  }
-
-  void flush_partial_line() {
-    if (!partial_.empty()) emit_line();
-  }
-
-  void emit_line() {
-    if (!partial_.empty() && partial_.back() == '\r') partial_.pop_back();
-    std::string line = std::exchange(partial_, {});
-    if (log_sink_) log_sink_(line);
-    lines_.push_back(std::move(line));
-    if (lines_.size() > kMaxOutputLines) lines_.pop_front();
-  }
-
-  void on_timeout() {
-    if (finished_ || exited_) return;
-    timed_out_ = true;
-    signal_group(pid_, SIGTERM);
-    auto grace = std::min(kMaxKillGrace, timeout_ / 2);
-    kill_timer_.expires_after(grace);
-    kill_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& error) {
-      if (error || self->finished_) return;
-      if (!self->exited_) signal_group(self->pid_, SIGKILL);
-      self->arm_backstop();
-    });
-  }
-
-  void arm_backstop() {
-    kill_timer_.expires_after(kReapBackstop);
-    kill_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& error) {
-      if (error || self->finished_) return;
-      logger("resources")->warn("killed script not reaped in time pid={}", self->pid_);
-      self->finish();
-    });
-  }
-
-  void close_pipe() {
-    boost::system::error_code ignored;
-    pipe_.close(ignored);  // the pending read ends with operation_aborted
-    if (eof_) finish();
-  }
-
-  void finish() {
-    if (finished_) return;
-    finished_ = true;
-    flush_partial_line();
-    timeout_timer_.cancel();
-    kill_timer_.cancel();
-    drain_timer_.cancel();
-    boost::system::error_code ignored;
-    pipe_.close(ignored);
-    done_.cancel();
-  }
-
-  LogSink log_sink_;
-  std::chrono::milliseconds timeout_;
-  boost::asio::posix::stream_descriptor pipe_;
-  boost::asio::steady_timer timeout_timer_;
-  boost::asio::steady_timer kill_timer_;  // SIGKILL after the grace, then the reap backstop
-  boost::asio::steady_timer drain_timer_;
-  boost::asio::steady_timer done_;
-  std::array<char, 4096> buffer_{};
-  std::string partial_;  // the line being read, already cut to kMaxLineBytes
-  std::deque<std::string> lines_;
-  pid_t pid_ = -1;
-  int wait_status_ = 0;
-  bool exited_ = false;
-  bool eof_ = false;
-  bool timed_out_ = false;
-  bool superseded_ = false;
-  bool finished_ = false;
-};
-
 ScriptResource::ScriptResource(std::string path, ChildReaper& reaper,
                                boost::asio::any_io_executor executor, LogSink log_sink)
-    : path_(std::move(path)),
-      reaper_(reaper),
-      executor_(std::move(executor)),
-      log_sink_(std::move(log_sink)) {}
-
-ScriptResource::~ScriptResource() {
-  if (in_flight_) in_flight_->supersede();
-}
+    : path_(std::move(path)), runner_(reaper, std::move(executor), std::move(log_sink)) {}
 
 boost::asio::awaitable<CallResult> ScriptResource::call(Verb verb, const CallContext& context) {
-  if (verb == Verb::kTerminate && in_flight_) {
-    std::shared_ptr<Run> running = in_flight_;
-    logger("resources")
-        ->info("terminate supersedes running call resource={} pid={}", context.resource,
-               running->pid());
-    running->supersede();
-    co_await running->wait();
-  }
-
   // Everything from `context` is copied before the first suspension below.
   const std::chrono::milliseconds timeout = context.timeout;
-  CallResult failed;
+  Program program;
+  program.argv = {path_, std::string(cluster::to_string(verb))};
+  program.env = script_environment(verb, context);
+  program.timeout = timeout;
+
+  if (verb == Verb::kTerminate) co_await runner_.supersede(context.resource);
+
+  CallResult result;
   if (timeout.count() <= 0) {
-    failed.detail = fmt::format("script {}: no timeout given", path_);
-    co_return failed;
+    result.detail = fmt::format("script {}: no timeout given", path_);
+    co_return result;
   }
   if (!path_.starts_with('/')) {
-    failed.detail = fmt::format("script path is not absolute: {}", path_);
-    co_return failed;
+    result.detail = fmt::format("script path is not absolute: {}", path_);
+    co_return result;
   }
 
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) {
-    failed.detail = errno_error("pipe2", path_).describe();
-    co_return failed;
+  ProgramOutcome outcome = co_await runner_.run(
+      std::move(program), verb == Verb::kTerminate ? ProgramRunner::Tracking::kUntracked
+                                                   : ProgramRunner::Tracking::kTracked);
+  result.output = std::move(outcome.output);
+  std::optional<int> code = outcome.exit_code();
+  if (code == 0) {
+    result.ok = true;
+  } else if ((verb == Verb::kOpen || verb == Verb::kClose) && code == kNotImplemented) {
+    result.ok = true;
+    result.detail = "not implemented";
+  } else {
+    result.timed_out = outcome.timed_out && !outcome.superseded;
+    result.detail = outcome.describe();
   }
-  UniqueFd read_end(fds[0]);
-  UniqueFd write_end(fds[1]);
-
-  SpawnOptions options;
-  options.argv = {path_, std::string(cluster::to_string(verb))};
-  options.env = script_environment(verb, context);
-  options.working_directory = "/";
-  options.new_process_group = true;
-  options.stdout_fd = write_end.get();
-  options.stderr_fd = write_end.get();
-  Result<pid_t> pid = spawn(options);
-  write_end.reset();  // EOF comes when the script and what it started close theirs
-  if (!pid.ok()) {
-    failed.detail = pid.error().describe();
-    co_return failed;
-  }
-
-  auto run = std::make_shared<Run>(executor_, log_sink_, timeout);
-  reaper_.watch(*pid, [run](int wait_status) { run->on_exit(wait_status); });
-  run->start(*pid, std::move(read_end));
-  if (verb != Verb::kTerminate) in_flight_ = run;
-  co_await run->wait();
-  if (in_flight_ == run) in_flight_.reset();
-  co_return run->result(verb);
+  co_return result;
 }
 
 }  // namespace clusweb::resources

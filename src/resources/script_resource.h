@@ -4,13 +4,12 @@
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstddef>
-#include <functional>
-#include <memory>
 #include <string>
 #include <string_view>
 
 #include "base/process.h"
 #include "cluster/group_controller.h"
+#include "resources/program_run.h"
 #include "resources/resource.h"
 
 namespace clusweb::resources {
@@ -31,10 +30,11 @@ namespace clusweb::resources {
 // CLUSWEB_VERB (the verb name as passed in argv[1]), CLUSWEB_TIMEOUT_MS (how
 // long the call may run, so a script can give up with a message) and one
 // CLUSWEB_PARAM_<NAME> per parameter (see script_parameter_variable()).
-// The script runs in "/" with stdin on /dev/null, leads its own process
-// group, and its stdout and stderr go through one pipe: every line (at most
-// kMaxLineBytes, longer ones cut) goes to the log sink as it arrives, and the
-// last kMaxOutputLines end up in CallResult::output.
+// The script runs under a ProgramRunner (program_run.h): in "/" with stdin
+// on /dev/null, leading its own process group; its stdout and stderr go
+// through one pipe: every line (at most kMaxLineBytes, longer ones cut) goes
+// to the log sink as it arrives, and the last kMaxOutputLines end up in
+// CallResult::output.
 //
 // Timeout: at CallContext::timeout the process group gets SIGTERM, and
 // SIGKILL min(1 s, timeout / 2) later if the script is still running; the
@@ -62,34 +62,26 @@ namespace clusweb::resources {
 // resource must outlive its calls.
 class ScriptResource final : public Resource {
  public:
-  using LogSink = std::function<void(std::string_view line)>;
+  using LogSink = ProgramRunner::LogSink;
 
-  static constexpr std::size_t kMaxOutputLines = 100;
-  static constexpr std::size_t kMaxLineBytes = 1000;
-  static constexpr std::chrono::milliseconds kDrainTime{100};
-  static constexpr std::chrono::milliseconds kMaxKillGrace{1000};
+  static constexpr std::size_t kMaxOutputLines = ProgramRunner::kMaxOutputLines;
+  static constexpr std::size_t kMaxLineBytes = ProgramRunner::kMaxLineBytes;
+  static constexpr std::chrono::milliseconds kDrainTime = ProgramRunner::kDrainTime;
+  static constexpr std::chrono::milliseconds kMaxKillGrace = ProgramRunner::kMaxKillGrace;
   // Open and Close exit with this when the script does not implement them.
   static constexpr int kNotImplemented = 3;
 
   // `path`: the script, absolute. `log_sink` (may be empty) gets every output
-  // line, on the executor's thread.
+  // line, on the executor's thread. Destroying the resource SIGKILLs the
+  // process group of a call still running.
   ScriptResource(std::string path, ChildReaper& reaper, boost::asio::any_io_executor executor,
                  LogSink log_sink = {});
-  // SIGKILLs the process group of a call still running.
-  ~ScriptResource() override;
-  ScriptResource(const ScriptResource&) = delete;
-  ScriptResource& operator=(const ScriptResource&) = delete;
 
   boost::asio::awaitable<CallResult> call(cluster::Verb verb, const CallContext& context) override;
 
  private:
-  class Run;  // one running script
-
   std::string path_;
-  ChildReaper& reaper_;
-  boost::asio::any_io_executor executor_;
-  LogSink log_sink_;
-  std::shared_ptr<Run> in_flight_;  // the call other than Terminate running now
+  ProgramRunner runner_;  // the call in flight is its tracked run
 };
 
 // "CLUSWEB_PARAM_" + the name upper-cased, every character other than

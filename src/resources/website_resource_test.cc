@@ -89,11 +89,12 @@ TEST(Registry, MakesTheKnownTypesAndNamesTheUnknownOne) {
   deps.clock = &clock;
   EXPECT_TRUE(make_resource("website", io.get_executor(), deps).ok());
   EXPECT_TRUE(make_resource("ip", io.get_executor(), deps).ok());
+  EXPECT_TRUE(make_resource("mount", io.get_executor(), deps).ok());
 
-  auto unknown = make_resource("mount", io.get_executor(), deps);
+  auto unknown = make_resource("disk", io.get_executor(), deps);
   ASSERT_FALSE(unknown.ok());
-  EXPECT_THAT(unknown.error().message, HasSubstr("\"mount\""));
-  EXPECT_THAT(unknown.error().message, HasSubstr("ip, script, website"));
+  EXPECT_THAT(unknown.error().message, HasSubstr("\"disk\""));
+  EXPECT_THAT(unknown.error().message, HasSubstr("ip, mount, ocf, script, website"));
 
   EXPECT_THAT(make_resource("script", io.get_executor(), deps).error().message,
               HasSubstr("reaper"));

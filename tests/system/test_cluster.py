@@ -140,6 +140,74 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(overlaps(journal, "shop"), [])
         nodes = {n["name"]: n["up"] for n in n2.cluster()["nodes"]}
         self.assertEqual(nodes, {"n2": True})
+        # A planned stop hands over by a graceful release: no lease expiry, no TTL wait.
+        events = self.wait_events(n2, "shop", ("n1", "released"), ("n2", "acquired"))
+        acquired = [e for e in events if e["what"] == "acquired" and e["node"] == "n2"]
+        self.assertEqual([e["why"] for e in acquired],
+                         ["ownership taken after a graceful release"], events)
+
+    def cli(self, via, *args):
+        return subprocess.run([BIN, *args, "--run-dir", via.run_dir], capture_output=True,
+                              text=True, timeout=120)
+
+    def test_drain_moves_every_group_away_gracefully_and_pause_keeps_them(self):
+        n1, n2, n3 = self.start_agents("n1", "n2", "n3")
+        for name in ("shop", "blog"):
+            n2.api("POST", "/v1/groups/" + name,
+                   {"spec": script_group(name, self.script, ["n1", "n2"])})
+        for name in ("shop", "blog"):
+            self.wait_online(n2, name, on="n1")
+
+        drained = self.cli(n2, "node", "drain", "n1", "--timeout", "60s")
+        self.assertEqual(drained.returncode, 0, drained.stderr + self.logs())
+        lines = drained.stdout.splitlines()
+        self.assertEqual(lines[0], "draining n1: 2 groups to move (blog, shop)", lines)
+        self.assertEqual(sorted(lines[1:3]),
+                         ['group "blog": Online on n2', 'group "shop": Online on n2'], lines)
+        self.assertEqual(lines[3], "node n1 is drained: it owns no group and takes none until "
+                                   "`clusweb node resume n1`", lines)
+        for name in ("shop", "blog"):
+            journal = [e for e in self.journal() if e[1] == name]
+            self.assertEqual([(e[0], e[2]) for e in journal],
+                             [("start", "n1"), ("stop", "n1"), ("start", "n2")], journal)
+            self.assertEqual(overlaps(journal, name), [])
+            events = self.wait_events(n3, name, ("n1", "released"), ("n2", "acquired"))
+            acquired = [e for e in events if e["what"] == "acquired" and e["node"] == "n2"]
+            self.assertEqual([e["why"] for e in acquired],
+                             ["ownership taken after a graceful release"], events)
+        node = {n["name"]: n for n in n3.cluster()["nodes"]}["n1"]
+        self.assertEqual((node["up"], node["paused"], node["draining"], node["groups"]),
+                         (True, True, True, 0), node)
+
+        # Nothing new goes to a drained node, though it is the first preferred owner.
+        n2.api("POST", "/v1/groups/wiki", {"spec": script_group("wiki", self.script, ["n1"])})
+        status = self.wait_online(n2, "wiki")
+        self.assertNotEqual(status["owner"], "n1")
+
+        # Pause: n2 keeps its groups, and takes no new ones.
+        paused = self.cli(n1, "node", "pause", "n2")
+        self.assertEqual(paused.returncode, 0, paused.stderr)
+        self.assertEqual(paused.stdout, "node n2 paused: it keeps its groups and takes no new "
+                                        "ones\n")
+        n1.api("POST", "/v1/groups/mail", {"spec": script_group("mail", self.script, ["n2"])})
+        self.assertEqual(self.wait_online(n1, "mail")["owner"], "n3")
+        for name in ("shop", "blog"):
+            self.assertEqual(n1.group(name)["owner"], "n2")
+
+        # Resume: n1 takes groups again (failback is off, so nothing moves back by itself).
+        resumed = self.cli(n3, "node", "resume", "n1", "-o", "json")
+        self.assertEqual(resumed.returncode, 0, resumed.stderr)
+        self.assertEqual(json.loads(resumed.stdout), {"node": "n1"})
+        node = {n["name"]: n for n in n3.cluster()["nodes"]}["n1"]
+        self.assertEqual((node["paused"], node["draining"]), (False, False), node)
+        n1.api("POST", "/v1/groups/news", {"spec": script_group("news", self.script, ["n1"])})
+        self.wait_online(n1, "news", on="n1")
+        self.assertEqual(n1.group("shop")["owner"], "n2")
+
+        # A node nobody knows is refused, not silently paused.
+        unknown = self.cli(n1, "node", "pause", "n9")
+        self.assertEqual(unknown.returncode, 1)
+        self.assertIn('node "n9" is not up and not paused', unknown.stderr)
 
     def test_a_frozen_agent_fences_itself_when_it_wakes(self):
         n1, n2 = self.start_agents("n1", "n2")
