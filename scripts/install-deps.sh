@@ -25,7 +25,7 @@ packages=(
   # ocf resource agents' meta-data
   libpugixml-dev
   # system tests
-  curl python3 openssl iproute2 procps e2fsprogs
+  curl python3 openssl iproute2 procps e2fsprogs kmod
   resource-agents
   etcd-server etcd-client
   # benchmarks

@@ -510,6 +510,11 @@ asio::awaitable<void> Agent::run_call(cluster::ResourceCall call) {
       finished.detail = error;
     } else {
       resources::CallContext context = context_for(call.group, call.token, spec, call.call.timeout);
+      if (call.call.verb == cluster::Verb::kLooksAlive) {
+        context.interval = spec.policy.looks_alive_interval;
+      } else if (call.call.verb == cluster::Verb::kIsAlive) {
+        context.interval = spec.policy.is_alive_interval;
+      }
       in_flight_[key] += 1;
       resources::CallResult result = co_await resource->call(call.call.verb, context);
       if (!*alive) co_return;

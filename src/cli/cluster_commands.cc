@@ -1541,6 +1541,12 @@ Result<std::string> format_group_details(std::string_view json) {
 
   std::string threshold = count_of(spec, "failoverThreshold");
   if (threshold == kAbsent) threshold = "nodes - 1";
+  std::string failback = text_of(spec, "failback");
+  if (const Json* window = member(spec, "failbackWindow"); window != nullptr) {
+    failback +=
+        fmt::format(", between {:02}:00 and {:02}:59 UTC", integer_of(*window, "start").value_or(0),
+                    integer_of(*window, "end").value_or(23));
+  }
   std::string text = render_fields({
       {"name", {text_of(*doc, "name", text_of(spec, "name"))}},
       {"state", {text_of(status, "state")}},
@@ -1550,7 +1556,8 @@ Result<std::string> format_group_details(std::string_view json) {
       {"reason", {text_of(status, "reason")}},
       {"revision", {count_of(*doc, "revision")}},
       {"preferred owners", {join_or(strings_of(spec, "preferredOwners"), ", ", "any")}},
-      {"failback", {text_of(spec, "failback")}},
+      {"failback", {failback}},
+      {"anti-affinity classes", {join_or(strings_of(spec, "antiAffinityClasses"), ", ", "none")}},
       {"failover threshold", {threshold}},
       {"failover period", {text_of(spec, "failoverPeriod")}},
       {"retry period on failure", {text_of(spec, "retryPeriodOnFailure")}},

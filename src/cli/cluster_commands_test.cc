@@ -161,6 +161,9 @@ TEST(FormatGroupTableTest, ListsTheGroups) {
 TEST(FormatGroupDetailsTest, MergesSpecAndStatus) {
   cluster::GroupSpec spec = web_group();
   spec.failover_threshold = 1;
+  spec.failback = cluster::FailbackPolicy::kAllow;
+  spec.failback_window = cluster::FailbackWindow{22, 6};
+  spec.anti_affinity_classes = {"shops", "db"};
   spec.resources[0].possible_owners = {"n1", "n2"};
   Json status = group_status("Online", "n1", 17);
   status["reason"] = "preferred owner";
@@ -180,7 +183,8 @@ TEST(FormatGroupDetailsTest, MergesSpecAndStatus) {
             "reason:                  preferred owner\n"
             "revision:                42\n"
             "preferred owners:        n1, n2\n"
-            "failback:                prevent\n"
+            "failback:                allow, between 22:00 and 06:59 UTC\n"
+            "anti-affinity classes:   shops, db\n"
             "failover threshold:      1\n"
             "failover period:         6h\n"
             "retry period on failure: 1h\n"

@@ -61,6 +61,16 @@ Status validate(const GroupSpec& group) {
   if (group.retry_period_on_failure.count() <= 0) {
     return group_error(make_error("retryPeriodOnFailure must be positive"));
   }
+  if (group.failback_window) {
+    const FailbackWindow& window = *group.failback_window;
+    if (window.start_hour < 0 || window.start_hour > 23 || window.end_hour < 0 ||
+        window.end_hour > 23) {
+      return group_error(make_error("failbackWindow hours must be 0 to 23"));
+    }
+  }
+  for (const std::string& name : group.anti_affinity_classes) {
+    if (name.empty()) return group_error(make_error("an anti-affinity class needs a name"));
+  }
   std::set<std::string> names;
   for (const ResourceSpec& resource : group.resources) {
     if (resource.name.empty()) return group_error(make_error("a resource needs a name"));

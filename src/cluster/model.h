@@ -59,6 +59,19 @@ struct ResourceSpec {
 
 enum class FailbackPolicy { kPrevent, kAllow };
 
+// WSFC's FailbackWindowStart/End: the hours of the day (UTC, 0-23) within
+// which a group may fail back, both included; start > end wraps past
+// midnight (22-6 = 22:00 to 06:59).
+struct FailbackWindow {
+  int start_hour = 0;
+  int end_hour = 23;
+  bool contains(int hour) const {
+    return start_hour <= end_hour ? hour >= start_hour && hour <= end_hour
+                                  : hour >= start_hour || hour <= end_hour;
+  }
+  bool operator==(const FailbackWindow&) const = default;
+};
+
 struct GroupSpec {
   std::string name;
   std::vector<ResourceSpec> resources;
@@ -71,6 +84,12 @@ struct GroupSpec {
   // How long a Failed group waits before placement tries it once more.
   Milliseconds retry_period_on_failure{60 * 60 * 1000};
   FailbackPolicy failback = FailbackPolicy::kPrevent;
+  // With failback allowed: only within these hours; unset = at any time.
+  std::optional<FailbackWindow> failback_window;
+  // WSFC's AntiAffinityClassNames: when the group needs a new node, nodes
+  // running a group that shares a class are avoided while another will do
+  // (soft: never moves a running group, never leaves one without a node).
+  std::vector<std::string> anti_affinity_classes;
 };
 
 // Checks what the decision cores rely on: a group name, unique resource

@@ -40,6 +40,11 @@ std::string count_of(int64_t count, std::string_view singular, std::string_view 
   return fmt::format("{} {}", count, count == 1 ? singular : plural);
 }
 
+int utc_hour(WallTime time) {
+  const auto since_midnight = time - std::chrono::floor<std::chrono::days>(time);
+  return static_cast<int>(std::chrono::floor<std::chrono::hours>(since_midnight).count());
+}
+
 bool in_window(WallTime at, WallTime now, milliseconds period) {
   return at <= now && at > now - period;
 }
@@ -162,12 +167,17 @@ class Placer {
       const size_t sticky_rank = preference(spec, *sticky);
       for (size_t i = 0; i < spec.preferred_owners.size() && i < sticky_rank; ++i) {
         const std::string& preferred = spec.preferred_owners[i];
-        if (!why_not_fresh(view, preferred)) {
-          view.outcome = Outcome{
-              preferred, with_notes(view, fmt::format("fails back to preferred owner {} from {}",
-                                                      preferred, *sticky))};
-          return;
+        if (why_not_fresh(view, preferred)) continue;
+        if (spec.failback_window && !spec.failback_window->contains(utc_hour(now_))) {
+          view.notes.push_back(
+              fmt::format("fails back to {} only between {:02}:00 and {:02}:59 UTC", preferred,
+                          spec.failback_window->start_hour, spec.failback_window->end_hour));
+          break;
         }
+        view.outcome = Outcome{
+            preferred, with_notes(view, fmt::format("fails back to preferred owner {} from {}",
+                                                    preferred, *sticky))};
+        return;
       }
     }
     view.outcome = Outcome{sticky, with_notes(view, stay_reason)};
@@ -178,26 +188,16 @@ class Placer {
     const GroupState& group = *view.state;
     const GroupSpec& spec = group.spec;
 
-    for (const std::string& preferred : spec.preferred_owners) {
-      if (!why_not_fresh(view, preferred)) {
-        view.outcome =
-            Outcome{preferred,
-                    with_notes(view, fmt::format("first available preferred owner {}", preferred))};
-        return;
-      }
-    }
-
-    const std::string* least_loaded = nullptr;
-    for (const auto& [name, node] : nodes_) {
-      if (why_not_fresh(view, name)) continue;
-      if (least_loaded == nullptr || load_of(name) < load_of(*least_loaded)) least_loaded = &name;
-    }
-    if (least_loaded != nullptr) {
-      view.outcome = Outcome{
-          *least_loaded,
-          with_notes(view, fmt::format("least loaded node {} ({})", *least_loaded,
-                                       count_of(load_of(*least_loaded), "group", "groups")))};
-      return;
+    // Rules 5 and 6 among the nodes that run no group of the same anti-affinity class; when
+    // every candidate does, among all of them (the classes are soft).
+    std::vector<std::string> avoided;
+    if (decide_fresh(view, true, avoided)) return;
+    if (!avoided.empty()) {
+      view.notes.push_back(
+          fmt::format("every available node runs a group of its anti-affinity "
+                      "class: {}",
+                      fmt::join(avoided, "; ")));
+      if (decide_fresh(view, false, avoided)) return;
     }
 
     // Every node left failed the group recently. The one that failed it longest ago has had the
@@ -232,11 +232,72 @@ class Placer {
     view.outcome = Outcome{std::nullopt, with_notes(view, nowhere_reason(view))};
   }
 
-  void count_load(const Outcome& outcome) {
-    if (outcome.node) ++load_[*outcome.node];
+  void count_load(const GroupView& view) {
+    const Outcome& outcome = *view.outcome;
+    if (!outcome.node) return;
+    ++load_[*outcome.node];
+    for (const std::string& name : view.state->spec.anti_affinity_classes) {
+      classes_on_[*outcome.node].emplace(name, view.state->spec.name);
+    }
   }
 
  private:
+  // Rules 5 and 6 over the fresh nodes; with `avoid_conflicts`, passing over the nodes that run
+  // a group of one of this group's anti-affinity classes (named in `avoided`). True when decided.
+  bool decide_fresh(GroupView& view, bool avoid_conflicts,
+                    std::vector<std::string>& avoided) const {
+    const GroupSpec& spec = view.state->spec;
+    auto usable = [&](const std::string& name) {
+      if (why_not_fresh(view, name)) return false;
+      if (!avoid_conflicts) return true;
+      if (auto conflict = anti_affinity_conflict(spec, name)) {
+        if (std::find(avoided.begin(), avoided.end(), *conflict) == avoided.end()) {
+          avoided.push_back(*conflict);
+        }
+        return false;
+      }
+      return true;
+    };
+    for (const std::string& preferred : spec.preferred_owners) {
+      if (usable(preferred)) {
+        const std::string note = avoid_conflicts && !avoided.empty()
+                                     ? fmt::format(", avoiding {}", fmt::join(avoided, "; "))
+                                     : std::string();
+        view.outcome = Outcome{
+            preferred,
+            with_notes(view, fmt::format("first available preferred owner {}{}", preferred, note))};
+        return true;
+      }
+    }
+    const std::string* least_loaded = nullptr;
+    for (const auto& [name, node] : nodes_) {
+      if (!usable(name)) continue;
+      if (least_loaded == nullptr || load_of(name) < load_of(*least_loaded)) least_loaded = &name;
+    }
+    if (least_loaded == nullptr) return false;
+    const std::string note = avoid_conflicts && !avoided.empty()
+                                 ? fmt::format(", avoiding {}", fmt::join(avoided, "; "))
+                                 : std::string();
+    view.outcome = Outcome{
+        *least_loaded,
+        with_notes(view, fmt::format("least loaded node {} ({}){}", *least_loaded,
+                                     count_of(load_of(*least_loaded), "group", "groups"), note))};
+    return true;
+  }
+
+  // "n1 (runs db-a, anti-affinity class db)" when `node` runs a group sharing a class.
+  std::optional<std::string> anti_affinity_conflict(const GroupSpec& spec,
+                                                    const std::string& node) const {
+    auto on = classes_on_.find(node);
+    if (on == classes_on_.end()) return std::nullopt;
+    for (const std::string& name : spec.anti_affinity_classes) {
+      if (auto it = on->second.find(name); it != on->second.end()) {
+        return fmt::format("{} (runs {}, anti-affinity class {})", node, it->second, name);
+      }
+    }
+    return std::nullopt;
+  }
+
   struct Failed {
     std::string note;
     bool waiting = false;  // before its retry: place nowhere
@@ -359,6 +420,8 @@ class Placer {
 
   std::map<std::string, NodeState> nodes_;
   std::map<std::string, int64_t> load_;
+  // Node -> anti-affinity class -> the first group decided for it with that class.
+  std::map<std::string, std::map<std::string, std::string>> classes_on_;
   WallTime now_;
 };
 
@@ -375,12 +438,12 @@ std::vector<PlacementDecision> place(const std::vector<NodeState>& nodes,
   // load, so the least-loaded rule sees the load that will really be there.
   for (GroupView& view : views) {
     placer.decide_first(view);
-    if (view.outcome) placer.count_load(*view.outcome);
+    if (view.outcome) placer.count_load(view);
   }
   for (GroupView& view : views) {
     if (view.outcome) continue;
     placer.decide_rest(view);
-    placer.count_load(*view.outcome);
+    placer.count_load(view);
   }
 
   std::vector<PlacementDecision> decisions;

@@ -69,12 +69,16 @@ struct PlacementDecision {
 //     no owner, the current placement while that node is Up, unpaused,
 //     allowed and did not fail the group within failover_period. With
 //     failback kAllow, an eligible node earlier in preferred_owners than the
-//     sticky node wins instead ("failback").
+//     sticky node wins instead ("failback"), if the current UTC hour is within
+//     the group's failback_window (when it has one).
 //  5. The first Up, unpaused, allowed preferred owner that did not fail the
 //     group within failover_period.
 //  6. The least loaded Up, unpaused, allowed node that did not fail the group
 //     within failover_period (load = groups decided for it so far, counting
 //     sticky ones first), ties by name.
+//     Rules 5 and 6 first pass over nodes that run (as decided so far) a group
+//     sharing one of the group's anti_affinity_classes; only when every
+//     candidate does, they run again without that restriction.
 //  7. Steps 5-6 again accepting nodes that failed the group (the one that
 //     failed it longest ago first).
 //  8. Otherwise nowhere ("no node can run it").

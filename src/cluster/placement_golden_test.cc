@@ -22,6 +22,8 @@
 //       failoverPeriod: 6h             # durations: 1h30m, 90s, 250ms (defaults from model.h)
 //       retryPeriodOnFailure: 1h
 //       failback: allow                # or prevent (the default)
+//       failbackWindow: [22, 6]        # UTC hours, both included
+//       antiAffinityClasses: [db]
 //       resources:
 //         - {name: ip, type: ip, possibleOwners: [n1, n2]}
 //         - {name: site, type: website, dependsOn: [ip, [db, cache]]}  # AND of ORs
@@ -159,9 +161,10 @@ ResourceSpec parse_resource(const YAML::Node& node) {
 }
 
 GroupState parse_group(const YAML::Node& node, WallTime now) {
-  expect_keys(node, {"name", "preferredOwners", "failoverThreshold", "failoverPeriod",
-                     "retryPeriodOnFailure", "failback", "resources", "owner", "ownerToken",
-                     "placement", "offline", "failovers", "move"});
+  expect_keys(node,
+              {"name", "preferredOwners", "failoverThreshold", "failoverPeriod",
+               "retryPeriodOnFailure", "failback", "failbackWindow", "antiAffinityClasses",
+               "resources", "owner", "ownerToken", "placement", "offline", "failovers", "move"});
   GroupState group;
   GroupSpec& spec = group.spec;
   spec.name = node["name"].as<std::string>();
@@ -170,6 +173,16 @@ GroupState parse_group(const YAML::Node& node, WallTime now) {
   if (node["failoverPeriod"]) spec.failover_period = parse_duration(node["failoverPeriod"]);
   if (node["retryPeriodOnFailure"]) {
     spec.retry_period_on_failure = parse_duration(node["retryPeriodOnFailure"]);
+  }
+  if (node["failbackWindow"]) {
+    const auto hours = node["failbackWindow"].as<std::vector<int>>();
+    if (hours.size() != 2) {
+      throw BadScenario{fmt::format("{}: failbackWindow is [start, end]", where(node))};
+    }
+    spec.failback_window = FailbackWindow{hours[0], hours[1]};
+  }
+  if (node["antiAffinityClasses"]) {
+    spec.anti_affinity_classes = string_list(node["antiAffinityClasses"]);
   }
   if (node["failback"]) {
     const auto failback = node["failback"].as<std::string>();

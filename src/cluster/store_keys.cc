@@ -360,6 +360,13 @@ std::string encode(const GroupSpec& group) {
              {"failback", group.failback == FailbackPolicy::kAllow ? "allow" : "prevent"},
              {"resources", std::move(resources)}};
   if (group.failover_threshold) value["failoverThreshold"] = *group.failover_threshold;
+  if (group.failback_window) {
+    value["failbackWindow"] = {{"start", group.failback_window->start_hour},
+                               {"end", group.failback_window->end_hour}};
+  }
+  if (!group.anti_affinity_classes.empty()) {
+    value["antiAffinityClasses"] = group.anti_affinity_classes;
+  }
   return value.dump();
 }
 
@@ -369,9 +376,10 @@ Result<GroupSpec> decode_group(std::string_view text, std::string_view key) {
   const json& value = *object;
   JsonReader reader(key);
   GroupSpec group;
-  if (reader.object(value, "",
-                    {"name", "preferredOwners", "failoverThreshold", "failoverPeriod",
-                     "retryPeriodOnFailure", "failback", "resources"})) {
+  if (reader.object(
+          value, "",
+          {"name", "preferredOwners", "failoverThreshold", "failoverPeriod", "retryPeriodOnFailure",
+           "failback", "failbackWindow", "antiAffinityClasses", "resources"})) {
     reader.string(value, "name", "", group.name);
     reader.strings(value, "preferredOwners", "", group.preferred_owners);
     if (value.contains("failoverThreshold")) {
@@ -388,6 +396,18 @@ Result<GroupSpec> decode_group(std::string_view text, std::string_view key) {
     } else if (failback != "prevent") {
       reader.fail("failback", "must be allow or prevent");
     }
+    if (auto it = value.find("failbackWindow"); it != value.end()) {
+      if (reader.object(*it, "failbackWindow", {"start", "end"})) {
+        FailbackWindow window;
+        if (!it->contains("start") || !it->contains("end")) {
+          reader.fail("failbackWindow", "needs \"start\" and \"end\"");
+        }
+        reader.integer(*it, "start", "failbackWindow", window.start_hour);
+        reader.integer(*it, "end", "failbackWindow", window.end_hour);
+        group.failback_window = window;
+      }
+    }
+    reader.strings(value, "antiAffinityClasses", "", group.anti_affinity_classes);
     if (auto it = value.find("resources"); it != value.end()) {
       if (!it->is_array()) {
         reader.fail("resources", "must be a list");

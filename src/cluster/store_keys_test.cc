@@ -93,6 +93,8 @@ GroupSpec shop_group() {
   group.preferred_owners = {"n1", "n2"};
   group.failover_threshold = 2;
   group.failback = FailbackPolicy::kAllow;
+  group.failback_window = FailbackWindow{22, 6};
+  group.anti_affinity_classes = {"shops"};
   ResourceSpec ip;
   ip.name = "ip";
   ip.type = "ip";
@@ -122,6 +124,8 @@ TEST(StoreRecordsTest, GroupRoundTrips) {
   EXPECT_EQ(decoded->resources[0].parameters.at("interface"), "eth0");
   EXPECT_EQ(*decoded->failover_threshold, 2);
   EXPECT_NE(text.find("\"pendingTimeout\":\"1m30s500ms\""), std::string::npos) << text;
+  EXPECT_EQ(decoded->failback_window, (FailbackWindow{22, 6}));
+  EXPECT_EQ(decoded->anti_affinity_classes, std::vector<std::string>{"shops"});
 }
 
 TEST(StoreRecordsTest, MissingFieldsTakeTheDefaults) {
@@ -153,6 +157,14 @@ TEST(StoreRecordsTest, BadGroupValuesNameTheField) {
       "k");
   ASSERT_FALSE(action.ok());
   EXPECT_NE(action.error().message.find("restartAction"), std::string::npos);
+  auto window = decode_group(R"({"name":"g","failbackWindow":{"start":22,"end":24}})", "k");
+  ASSERT_FALSE(window.ok());
+  EXPECT_EQ(window.error().message,
+            "unreadable value: group g: failbackWindow hours must be 0 to 23");
+  auto half = decode_group(R"({"name":"g","failbackWindow":{"start":22}})", "k");
+  ASSERT_FALSE(half.ok());
+  EXPECT_EQ(half.error().message,
+            "unreadable value: field \"failbackWindow\": needs \"start\" and \"end\"");
   // Decoding validates: a dependency on a resource that does not exist.
   auto invalid = decode_group(
       R"({"name":"g","resources":[{"name":"s","type":"x","dependsOn":[["ip"]]}]})", "k");

@@ -134,6 +134,48 @@ class GroupReader : public manifest::Reader {
     return number;
   }
 
+  // {start: H, end: H}, hours 0 to 23.
+  std::optional<cluster::FailbackWindow> failback_window(const Field& field) {
+    cluster::FailbackWindow window;
+    bool ok = true;
+    read_map(field, {"start", "end"}, {"start", "end"},
+             [&](std::string_view name, const Field& hour) {
+               auto value = count_value(hour);
+               if (value && *value > 23) {
+                 fail(hour, "must be an hour from 0 to 23");
+                 value.reset();
+               }
+               if (!value) {
+                 ok = false;
+               } else if (name == "start") {
+                 window.start_hour = *value;
+               } else {
+                 window.end_hour = *value;
+               }
+             });
+    if (!ok) return std::nullopt;
+    return window;
+  }
+
+  // A list of anti-affinity class names, each at most once.
+  std::optional<std::vector<std::string>> class_list(const Field& field) {
+    std::vector<std::string> names;
+    bool ok = true;
+    const bool listed = read_list(field, "must be a list of class names", [&](const Field& entry) {
+      auto name = name_value(entry, "anti-affinity class");
+      if (!name) {
+        ok = false;
+      } else if (std::find(names.begin(), names.end(), *name) != names.end()) {
+        fail(entry, fmt::format("class \"{}\" is listed twice", *name));
+        ok = false;
+      } else {
+        names.push_back(std::move(*name));
+      }
+    });
+    if (!listed || !ok) return std::nullopt;
+    return names;
+  }
+
   // A list of node names, each at most once.
   std::optional<std::vector<std::string>> node_list(const Field& field) {
     std::vector<std::string> names;
@@ -343,40 +385,43 @@ void check_resources(GroupReader& reader, const std::vector<ReadResource>& resou
 GroupSpec read_group(GroupReader& reader, const Field& document) {
   GroupSpec group;
   std::vector<ReadResource> resources;
-  reader.read_map(document,
-                  {"kind", "name", "preferredOwners", "failoverThreshold", "failoverPeriod",
-                   "retryPeriodOnFailure", "failback", "resources"},
-                  {"name"}, [&](std::string_view name, const Field& field) {
-                    if (name == "name") {
-                      if (auto value = reader.name_value(field, "group"))
-                        group.name = std::move(*value);
-                    } else if (name == "preferredOwners") {
-                      if (auto nodes = reader.node_list(field))
-                        group.preferred_owners = std::move(*nodes);
-                    } else if (name == "failoverThreshold") {
-                      if (auto value = reader.count_value(field)) group.failover_threshold = *value;
-                    } else if (name == "failoverPeriod") {
-                      if (auto value = reader.duration_value(field)) group.failover_period = *value;
-                    } else if (name == "retryPeriodOnFailure") {
-                      if (auto value = reader.duration_value(field))
-                        group.retry_period_on_failure = *value;
-                    } else if (name == "failback") {
-                      auto value = reader.string_value(field);
-                      if (!value) return;
-                      if (*value == "allow") {
-                        group.failback = cluster::FailbackPolicy::kAllow;
-                      } else if (*value == "prevent") {
-                        group.failback = cluster::FailbackPolicy::kPrevent;
-                      } else {
-                        reader.fail(field, "must be \"prevent\" or \"allow\"");
-                      }
-                    } else if (name == "resources") {
-                      reader.read_list(field, "must be a list of resources",
-                                       [&](const Field& item) {
-                                         resources.push_back(read_resource(reader, item));
-                                       });
-                    }
-                  });
+  reader.read_map(
+      document,
+      {"kind", "name", "preferredOwners", "failoverThreshold", "failoverPeriod",
+       "retryPeriodOnFailure", "failback", "failbackWindow", "antiAffinityClasses", "resources"},
+      {"name"}, [&](std::string_view name, const Field& field) {
+        if (name == "name") {
+          if (auto value = reader.name_value(field, "group")) group.name = std::move(*value);
+        } else if (name == "preferredOwners") {
+          if (auto nodes = reader.node_list(field)) group.preferred_owners = std::move(*nodes);
+        } else if (name == "failoverThreshold") {
+          if (auto value = reader.count_value(field)) group.failover_threshold = *value;
+        } else if (name == "failoverPeriod") {
+          if (auto value = reader.duration_value(field)) group.failover_period = *value;
+        } else if (name == "retryPeriodOnFailure") {
+          if (auto value = reader.duration_value(field)) group.retry_period_on_failure = *value;
+        } else if (name == "failback") {
+          auto value = reader.string_value(field);
+          if (!value) return;
+          if (*value == "allow") {
+            group.failback = cluster::FailbackPolicy::kAllow;
+          } else if (*value == "prevent") {
+            group.failback = cluster::FailbackPolicy::kPrevent;
+          } else {
+            reader.fail(field, "must be \"prevent\" or \"allow\"");
+          }
+        } else if (name == "failbackWindow") {
+          group.failback_window = reader.failback_window(field);
+        } else if (name == "antiAffinityClasses") {
+          if (auto names = reader.class_list(field)) {
+            group.anti_affinity_classes = std::move(*names);
+          }
+        } else if (name == "resources") {
+          reader.read_list(field, "must be a list of resources", [&](const Field& item) {
+            resources.push_back(read_resource(reader, item));
+          });
+        }
+      });
   check_resources(reader, resources);
   for (ReadResource& resource : resources) group.resources.push_back(std::move(resource.spec));
   return group;

@@ -52,6 +52,8 @@ failoverThreshold: 2
 failoverPeriod: 3h
 retryPeriodOnFailure: 30m
 failback: allow
+failbackWindow: {start: 22, end: 6}
+antiAffinityClasses: [db, reports]
 resources:
   - name: vip
     type: ip
@@ -87,6 +89,8 @@ TEST(GroupManifestTest, ReadsEveryField) {
   EXPECT_EQ(group.failover_period, Milliseconds(3 * 3600 * 1000));
   EXPECT_EQ(group.retry_period_on_failure, Milliseconds(30 * 60 * 1000));
   EXPECT_EQ(group.failback, FailbackPolicy::kAllow);
+  EXPECT_EQ(group.failback_window, (cluster::FailbackWindow{22, 6}));
+  EXPECT_THAT(group.anti_affinity_classes, ElementsAre("db", "reports"));
   ASSERT_EQ(group.resources.size(), 2u);
 
   const cluster::ResourceSpec& vip = group.resources[0];
@@ -390,6 +394,27 @@ resources:
   expect_problem(loaded, yaml, "restartPeriod",
                  "field \"resources[0].policy.colour\": unknown field (expected one of: "
                  "looksAliveInterval, isAliveInterval");
+}
+
+TEST(GroupManifestProblemsTest, FailbackWindowAndAntiAffinityClasses) {
+  const std::string_view yaml = R"(kind: Group
+name: g
+failbackWindow: {start: 24}
+antiAffinityClasses: [db, db]
+---
+kind: Group
+name: h
+antiAffinityClasses: ["a b"]
+)";
+  auto loaded = load(yaml);
+  expect_problem(loaded, yaml, "start: 24",
+                 "field \"failbackWindow.start\": must be an hour from 0 to 23");
+  expect_problem(loaded, yaml, "failbackWindow",
+                 "field \"failbackWindow.end\": missing required field");
+  expect_problem(loaded, yaml, "[db, db]",
+                 "field \"antiAffinityClasses[1]\": class \"db\" is listed twice");
+  expect_problem(loaded, yaml, "[\"a b\"]",
+                 "field \"antiAffinityClasses[0]\": anti-affinity class name \"a b\"");
 }
 
 TEST(GroupManifestProblemsTest, DuplicateGroupNamesAcrossFiles) {

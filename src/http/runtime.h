@@ -48,6 +48,17 @@ struct SitePermit {
   }
 };
 
+// How a site serves: not at all, on its own (not clustered), or under a live permit (the
+// cluster brought it online here).
+enum class Serving { kNo, kFreely, kUnderPermit };
+
+inline Serving serving_of(bool started, const SitePermit& permit) {
+  if (!started) return Serving::kNo;
+  const std::int64_t deadline = permit.deadline_ms.load(std::memory_order_relaxed);
+  if (deadline == SitePermit::kUnlimited) return Serving::kFreely;
+  return boottime_now_ms() < deadline ? Serving::kUnderPermit : Serving::kNo;
+}
+
 struct PoolCounters {
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> queue_full{0};
@@ -58,8 +69,11 @@ struct PoolCounters {
 // configuration does not change.
 struct SiteRuntime {
   config::Site site;
-  UniqueFd root_fd;        // O_PATH directory of site.root; invalid when it could not be opened
-  std::string root_error;  // why root_fd is invalid
+  // O_PATH directory of site.root, opened when the site began to serve as it does now
+  // (`serving`); invalid while it does not serve, or when it could not be opened.
+  UniqueFd root_fd;
+  std::string root_error;          // why root_fd is invalid although the site serves
+  Serving serving = Serving::kNo;  // what root_fd was opened (or not) for
   MimeTypes mime;
   std::string cache_key;  // site name + generation it was opened in
   std::shared_ptr<SiteCounters> counters;

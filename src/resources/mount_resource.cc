@@ -263,7 +263,25 @@ std::optional<std::string> read_small_file(const std::string& path) {
 }
 
 // What of process `dir` (/proc/<pid>) is on the mount, or "" when nothing.
-std::string held_by(const std::string& dir, std::string_view mount_point) {
+// The fd's mount id, from the "mnt_id:" line of /proc/<pid>/fdinfo/<fd>.
+std::optional<int> fd_mount_id(const std::string& fdinfo) {
+  auto text = read_small_file(fdinfo);
+  if (!text) return std::nullopt;
+  for (std::string_view rest = *text; !rest.empty();) {
+    const size_t end = rest.find('\n');
+    std::string_view line = rest.substr(0, end);
+    rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
+    if (!line.starts_with("mnt_id:")) continue;
+    line.remove_prefix(7);
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    int id = 0;
+    if (parse_number(std::string(line), id)) return id;
+  }
+  return std::nullopt;
+}
+
+std::string held_by(const std::string& dir, std::string_view mount_point,
+                    const std::set<int>& mount_ids) {
   for (const char* link : {"cwd", "root"}) {
     if (auto target = read_link(dir + "/" + link); target && path_on_mount(*target, mount_point)) {
       return fmt::format("{} {}", link, *target);
@@ -273,7 +291,14 @@ std::string held_by(const std::string& dir, std::string_view mount_point) {
   for (std::filesystem::directory_iterator fd(dir + "/fd", ec), end; !ec && fd != end;
        fd.increment(ec)) {
     if (auto target = read_link(fd->path()); target && path_on_mount(*target, mount_point)) {
-      return fmt::format("fd {} {}", fd->path().filename().string(), *target);
+      // The same path may name the directory underneath the mount, opened before it was
+      // mounted (a web service's site root): the fd's mount id tells them apart.
+      const std::string name = fd->path().filename().string();
+      if (!mount_ids.empty()) {
+        auto id = fd_mount_id(fmt::format("{}/fdinfo/{}", dir, name));
+        if (id && !mount_ids.contains(*id)) continue;
+      }
+      return fmt::format("fd {} {}", name, *target);
     }
   }
   if (auto maps = read_small_file(dir + "/maps")) {
@@ -287,7 +312,8 @@ std::string held_by(const std::string& dir, std::string_view mount_point) {
 }  // namespace
 
 std::vector<MountHolder> find_mount_holders(const std::string& proc_root,
-                                            std::string_view mount_point, pid_t skip_pid) {
+                                            std::string_view mount_point, pid_t skip_pid,
+                                            const std::set<int>& mount_ids) {
   std::vector<MountHolder> holders;
   std::error_code ec;
   for (std::filesystem::directory_iterator entry(proc_root, ec), end; !ec && entry != end;
@@ -295,7 +321,7 @@ std::vector<MountHolder> find_mount_holders(const std::string& proc_root,
     pid_t pid = 0;
     if (!parse_number(entry->path().filename().string(), pid) || pid == skip_pid) continue;
     const std::string dir = entry->path().string();
-    std::string what = held_by(dir, mount_point);
+    std::string what = held_by(dir, mount_point, mount_ids);
     if (what.empty()) continue;
     std::string name = read_small_file(dir + "/comm").value_or("?");
     while (!name.empty() && name.back() == '\n') name.pop_back();
@@ -425,6 +451,18 @@ Result<std::vector<MountEntry>> read_mounts() {
   auto text = read_small_file("/proc/thread-self/mountinfo");
   if (!text) return errno_error("read", "/proc/thread-self/mountinfo");
   return parse_mountinfo(*text);
+}
+
+// The ids of the mounts at or under `directory` (empty when mountinfo cannot
+// be read: then holders are found by path alone).
+std::set<int> mount_ids_on(const std::string& directory) {
+  std::set<int> ids;
+  if (auto mounts = read_mounts()) {
+    for (const MountEntry& entry : *mounts) {
+      if (path_on_mount(entry.mount_point, directory)) ids.insert(entry.mount_id);
+    }
+  }
+  return ids;
 }
 
 // What is mounted at the directory: the top mount (the one path lookups
@@ -664,13 +702,14 @@ std::string describe_holders(const std::vector<MountHolder>& holders) {
 // have all exited or `until` has come. Returns the holders signalled.
 std::vector<MountHolder> signal_holders(const Job& job, int signal, SteadyTime until) {
   const pid_t self = ::getpid();
-  std::vector<MountHolder> holders = find_mount_holders("/proc", job.config.directory, self);
+  const std::set<int> ids = mount_ids_on(job.config.directory);
+  std::vector<MountHolder> holders = find_mount_holders("/proc", job.config.directory, self, ids);
   std::vector<UniqueFd> pidfds;
   for (const MountHolder& holder : holders) {
     UniqueFd pidfd(pidfd_open(holder.pid));
     if (!pidfd) continue;
     const std::string dir = fmt::format("/proc/{}", holder.pid);
-    if (held_by(dir, job.config.directory).empty()) continue;
+    if (held_by(dir, job.config.directory, ids).empty()) continue;
     if (pidfd_send_signal(pidfd.get(), signal) != 0) continue;
     logger("resources")
         ->info("killing mount holder resource={} directory={} pid={} name={} signal={} holds={}",
@@ -731,10 +770,12 @@ CallResult kill_and_unmount(const Job& job, std::optional<milliseconds> grace, b
     std::this_thread::sleep_for(delay);
     delay = std::min(delay * 2, kMaxRetryDelay);
   }
+  const std::set<int> ids = mount_ids_on(config.directory);
   const std::vector<MountHolder> holders =
-      find_mount_holders("/proc", config.directory, ::getpid());
+      find_mount_holders("/proc", config.directory, ::getpid(), ids);
   std::string held = describe_holders(holders);
-  if (auto self = held_by(fmt::format("/proc/{}", ::getpid()), config.directory); !self.empty()) {
+  if (auto self = held_by(fmt::format("/proc/{}", ::getpid()), config.directory, ids);
+      !self.empty()) {
     held += fmt::format("; this agent ({}, {})", ::getpid(), self);
   }
   if (auto now = look_at_directory(config); now && !now->submounts.empty()) {

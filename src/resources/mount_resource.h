@@ -6,6 +6,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -81,9 +82,13 @@ struct MountHolder {
 // files are on `mount_point`, by path: readlink() of the /proc links never
 // touches the filesystem they point to, so a hung NFS server cannot block
 // the scan. Processes that vanish during the scan are skipped; `skip_pid`
-// (the agent itself) is never reported. Ordered by pid.
+// (the agent itself) is never reported. Ordered by pid. With `mount_ids`
+// (the ids of the mount and of those on it), an open file whose path is on
+// the mount point but whose fdinfo names another mount is the directory
+// underneath (opened before the mount), not a holder.
 std::vector<MountHolder> find_mount_holders(const std::string& proc_root,
-                                            std::string_view mount_point, pid_t skip_pid);
+                                            std::string_view mount_point, pid_t skip_pid,
+                                            const std::set<int>& mount_ids = {});
 
 // The `mount` resource type: a filesystem mounted for a group (WSFC's
 // cluster disk).

@@ -210,6 +210,23 @@ TEST_F(MountHoldersFixture, FindsCwdFdsAndMapsOnTheMountOnly) {
   EXPECT_EQ(holders[2].what, "map /srv/data/app.jar");
 }
 
+TEST_F(MountHoldersFixture, AnFdOnTheDirectoryUnderneathTheMountDoesNotHoldIt) {
+  // Both opened /srv/data: 100 before the mount (its fd is on mount 22, the parent's), 200
+  // after (on mount 40, the mount itself).
+  process(100, "web", "/", {"/srv/data"});
+  process(200, "shell", "/", {"/srv/data"});
+  for (const auto& [pid, id] : {std::pair{100, 22}, std::pair{200, 40}}) {
+    fs::create_directories(proc_ / std::to_string(pid) / "fdinfo");
+    std::ofstream(proc_ / std::to_string(pid) / "fdinfo" / "0")
+        << "pos:\t0\nflags:\t02100000\nmnt_id:\t" << id << "\nino:\t2\n";
+  }
+  const auto holders = find_mount_holders(proc_.string(), "/srv/data", 1, {40, 41});
+  ASSERT_EQ(holders.size(), 1U);
+  EXPECT_EQ(holders[0].pid, 200);
+  // Without the mount's ids, by path alone, both look like holders.
+  EXPECT_EQ(find_mount_holders(proc_.string(), "/srv/data", 1).size(), 2U);
+}
+
 TEST_F(MountHoldersFixture, AChrootOnTheMountHoldsIt) {
   const fs::path dir = proc_ / "42";
   fs::create_directories(dir / "fd");

@@ -63,6 +63,7 @@ struct OcfResource::Instance {
   std::string group;
   std::string node;
   int64_t fencing_token = 0;
+  milliseconds interval{0};  // of a recurring monitor; 0 = a probe or not a monitor
   std::map<std::string, std::string> reskeys;  // OCF_RESKEY_<name> without the prefix
   SteadyClock::time_point deadline;
   milliseconds timeout{0};
@@ -142,6 +143,7 @@ boost::asio::awaitable<CallResult> OcfResource::call(Verb verb, const CallContex
   instance.resource = context.resource;
   instance.group = context.group;
   instance.node = context.node;
+  instance.interval = context.interval;
   instance.fencing_token = context.fencing_token;
   instance.timeout = context.timeout;
   instance.deadline = SteadyClock::now() + context.timeout;
@@ -268,7 +270,10 @@ boost::asio::awaitable<CallResult> OcfResource::run_action(Instance& instance,
   program.argv = {path, std::string(action)};
   program.env = ocf_base_environment(agent_, action, left);
   program.env["OCF_RESOURCE_INSTANCE"] = instance.resource;
-  program.env["OCF_RESKEY_CRM_meta_interval"] = "0";
+  // Pacemaker's convention: a monitor with interval 0 is a probe ("is it running here at
+  // all?"), which some agents answer more leniently; the polls are recurring monitors.
+  program.env["OCF_RESKEY_CRM_meta_interval"] =
+      std::to_string(action == "monitor" ? instance.interval.count() : 0);
   program.env["OCF_RESKEY_CRM_meta_on_node"] = instance.node;
   if (check_level) program.env["OCF_CHECK_LEVEL"] = std::to_string(*check_level);
   for (const auto& [name, value] : instance.reskeys) program.env["OCF_RESKEY_" + name] = value;

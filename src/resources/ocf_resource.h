@@ -46,8 +46,9 @@ namespace clusweb::resources {
 // OCF_RESKEY_CRM_meta_timeout=<ms the action may run>, HA_RSCTMP=
 // /run/resource-agents, created if missing) plus
 //   OCF_RESOURCE_INSTANCE=<resource name>,
-//   OCF_RESKEY_CRM_meta_interval=0 (the call carries no poll interval, so
-//     every monitor looks like a probe to ocf_is_probe()),
+//   OCF_RESKEY_CRM_meta_interval=<CallContext::interval in ms> for monitor
+//     (0, a probe to ocf_is_probe(), when the check does not recur), 0 for
+//     every other action,
 //   OCF_RESKEY_CRM_meta_on_node=<node>,
 //   OCF_CHECK_LEVEL=<depth> (monitor only),
 //   OCF_RESKEY_<name>=<value> per parameter,

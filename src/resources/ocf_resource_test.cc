@@ -158,8 +158,12 @@ TEST_F(OcfResourceTest, EnvironmentOfEachActionIsOcf11) {
   c.parameters["isAliveDepth"] = "20";
 
   ASSERT_TRUE(call(resource, Verb::kOnline, c).ok);
-  ASSERT_TRUE(call(resource, Verb::kLooksAlive, c).ok);
-  ASSERT_TRUE(call(resource, Verb::kIsAlive, c).ok);
+  CallContext looks_alive = c;
+  looks_alive.interval = milliseconds(1000);
+  ASSERT_TRUE(call(resource, Verb::kLooksAlive, looks_alive).ok);
+  CallContext is_alive = c;
+  is_alive.interval = milliseconds(10000);
+  ASSERT_TRUE(call(resource, Verb::kIsAlive, is_alive).ok);
   ASSERT_TRUE(call(resource, Verb::kOffline, c).ok);
   ASSERT_TRUE(call(resource, Verb::kTerminate, c).ok);
 
@@ -203,13 +207,15 @@ TEST_F(OcfResourceTest, EnvironmentOfEachActionIsOcf11) {
     record.env["OCF_RESKEY_CRM_meta_timeout"] = "5000";
     EXPECT_EQ(record.env, expected(record.action)) << record.action;
   }
-  auto monitor = [&](const std::string& level) {
+  // The polls are recurring monitors: their interval tells them from a probe.
+  auto monitor = [&](const std::string& level, const std::string& interval) {
     auto env = expected("monitor");
     env["OCF_CHECK_LEVEL"] = level;
+    env["OCF_RESKEY_CRM_meta_interval"] = interval;
     return env;
   };
-  EXPECT_EQ(records[2].env, monitor("0"));   // LooksAlive
-  EXPECT_EQ(records[3].env, monitor("20"));  // IsAlive at isAliveDepth
+  EXPECT_EQ(records[2].env, monitor("0", "1000"));    // LooksAlive
+  EXPECT_EQ(records[3].env, monitor("20", "10000"));  // IsAlive at isAliveDepth
   EXPECT_EQ(records[4].env, expected("stop"));
   EXPECT_EQ(records[5].env, expected("stop"));
 }

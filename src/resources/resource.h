@@ -25,6 +25,9 @@ struct CallContext {
   // The call must end by then: a hung call is killed (with its process group
   // when it runs a program) and reported as timed out.
   std::chrono::milliseconds timeout{0};
+  // For LooksAlive and IsAlive, how often the check recurs; 0 for every
+  // other call, and for a one-off check such as the start-up probe.
+  std::chrono::milliseconds interval{0};
   // The node's fencing deadline as of now (it moves with every renewal).
   // Whatever makes a resource serve (adding an address, refreshing its
   // lifetime) checks it immediately before acting and refuses once it has

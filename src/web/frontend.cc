@@ -54,6 +54,7 @@ class Frontend {
       // The serving threads enforce the deadlines themselves, so a hung or
       // dead master cannot leave a site served.
       if (server_) server_->permits_changed();
+      refresh_serving();
     } else if (*type == "stats-request") {
       if (auto id = protocol::decode_stats_request(message.json)) send_stats(*id);
     } else if (*type == "reopen-logs") {
@@ -124,35 +125,24 @@ class Frontend {
 
     std::set<std::string> logged(m.access_logs.begin(), m.access_logs.end());
     for (const auto* site : runtime->router->sites()) {
+      auto started_entry = m.sites_started.find(site->name);
+      const bool started = started_entry != m.sites_started.end() && started_entry->second;
       std::shared_ptr<const http::SiteRuntime> reuse;
       if (current_) {
         int old = current_->router->site_index(site->name);
+        // A site that begins to serve opens its content folder afresh (see site_runtime).
         if (old >= 0 && current_->sites[old]->site == *site &&
-            current_->sites[old]->access_log == (logged.count(site->name) != 0)) {
+            current_->sites[old]->access_log == (logged.count(site->name) != 0) &&
+            current_->sites[old]->serving == http::serving_of(started, *permit_of(site->name))) {
           reuse = current_->sites[old];
         }
       }
       if (!reuse) {
-        auto fresh = std::make_shared<http::SiteRuntime>();
-        fresh->site = *site;
-        fresh->root_fd.reset(::open(site->root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-        if (!fresh->root_fd) {
-          fresh->root_error = std::strerror(errno);
-          applied.problems.push_back(fmt::format("site \"{}\": cannot open {}: {}", site->name,
-                                                 site->root, fresh->root_error));
-        }
-        fresh->mime = http::MimeTypes(site->mime_types);
-        fresh->cache_key = fmt::format("{}#{}", site->name, m.generation);
-        auto& counters = site_counters_[site->name];
-        if (!counters) counters = std::make_shared<http::SiteCounters>();
-        fresh->counters = counters;
-        fresh->permit = permit_of(site->name);
-        fresh->access_log = logged.count(site->name) != 0;
-        reuse = std::move(fresh);
+        reuse = site_runtime(*site, started, logged.count(site->name) != 0,
+                             fmt::format("{}#{}", site->name, m.generation), applied.problems);
       }
       runtime->sites.push_back(reuse);
-      auto started = m.sites_started.find(site->name);
-      runtime->started.push_back(started != m.sites_started.end() && started->second);
+      runtime->started.push_back(started);
     }
     for (const auto& view : m.pools) runtime->pools.emplace(view.name, pool_runtime(view));
 
@@ -225,9 +215,26 @@ class Frontend {
     runtime->router = current_->router;
     runtime->sites = current_->sites;
     runtime->listeners = current_->listeners;
+    protocol::AppliedMessage applied;
+    applied.generation = decoded->generation;
+    applied.seq = decoded->seq;
+    std::size_t index = 0;
     for (const auto* site : runtime->router->sites()) {
-      auto started = decoded->sites_started.find(site->name);
-      runtime->started.push_back(started != decoded->sites_started.end() && started->second);
+      auto started_entry = decoded->sites_started.find(site->name);
+      const bool started = started_entry != decoded->sites_started.end() && started_entry->second;
+      runtime->started.push_back(started);
+      // A site that begins or ends serving: its content folder is opened afresh or let go
+      // (see site_runtime), under a new cache key so nothing cached from the old folder is
+      // served.
+      if (index < current_->sites.size() &&
+          current_->sites[index]->serving !=
+              http::serving_of(started, *current_->sites[index]->permit)) {
+        runtime->sites[index] =
+            site_runtime(*site, started, current_->sites[index]->access_log,
+                         fmt::format("{}#{}.{}", site->name, decoded->generation, decoded->seq),
+                         applied.problems);
+      }
+      ++index;
     }
     for (const auto& view : decoded->pools) runtime->pools.emplace(view.name, pool_runtime(view));
     current_ = runtime;
@@ -237,10 +244,63 @@ class Frontend {
     for (const auto& listener : current_->listeners) {
       if (!listener.tls || listener.tls_listener) keep.emplace(listener.key, -1);
     }
-    protocol::AppliedMessage applied;
-    applied.generation = decoded->generation;
-    applied.seq = decoded->seq;
     server_->update(runtime, keep, acknowledge(std::move(applied)));
+  }
+
+  // A site's runtime. A site that serves (started, and for a clustered site with a live
+  // permit) opens its content folder now: it may be a filesystem mounted just before the
+  // cluster brought the site online (a cluster disk), which a folder opened earlier would
+  // hide. One that does not serve holds no descriptor of it, so the disk can be unmounted
+  // once the site has stopped.
+  std::shared_ptr<const http::SiteRuntime> site_runtime(const config::Site& site, bool started,
+                                                        bool access_log, std::string cache_key,
+                                                        std::vector<std::string>& problems) {
+    auto fresh = std::make_shared<http::SiteRuntime>();
+    fresh->site = site;
+    fresh->permit = permit_of(site.name);
+    fresh->serving = http::serving_of(started, *fresh->permit);
+    if (fresh->serving != http::Serving::kNo) {
+      fresh->root_fd.reset(::open(site.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+      if (!fresh->root_fd) {
+        fresh->root_error = std::strerror(errno);
+        problems.push_back(fmt::format("site \"{}\": cannot open {}: {}", site.name, site.root,
+                                       fresh->root_error));
+      }
+    }
+    fresh->mime = http::MimeTypes(site.mime_types);
+    fresh->cache_key = std::move(cache_key);
+    auto& counters = site_counters_[site.name];
+    if (!counters) counters = std::make_shared<http::SiteCounters>();
+    fresh->counters = counters;
+    fresh->access_log = access_log;
+    return fresh;
+  }
+
+  // After a permits message: a started site whose permit was just granted begins to serve
+  // under it and opens its folder afresh, even if it served on its own before it became
+  // clustered (the cluster has just brought its disk online); one whose permit was withdrawn
+  // lets the folder go.
+  void refresh_serving() {
+    if (!server_ || !current_) return;
+    std::shared_ptr<http::Runtime> runtime;
+    for (std::size_t index = 0; index < current_->sites.size(); ++index) {
+      const http::SiteRuntime& site = *current_->sites[index];
+      if (site.serving == http::serving_of(current_->started[index], *site.permit)) continue;
+      if (!runtime) runtime = std::make_shared<http::Runtime>(*current_);
+      std::vector<std::string> problems;
+      runtime->sites[index] = site_runtime(
+          site.site, current_->started[index], site.access_log,
+          fmt::format("{}#{}.p{}", site.site.name, current_->generation, ++permit_refreshes_),
+          problems);
+      for (const std::string& problem : problems) log_->warn("{}", problem);
+    }
+    if (!runtime) return;
+    current_ = runtime;
+    std::map<std::string, int> keep;
+    for (const auto& listener : current_->listeners) {
+      if (!listener.tls || listener.tls_listener) keep.emplace(listener.key, -1);
+    }
+    server_->update(current_, keep, [] {});
   }
 
   std::shared_ptr<http::SitePermit> permit_of(const std::string& site) {
@@ -300,6 +360,7 @@ class Frontend {
   http::RuntimePtr current_;
   std::map<std::string, std::shared_ptr<http::SiteCounters>> site_counters_;
   std::map<std::string, std::shared_ptr<http::PoolCounters>> pool_counters_;
+  std::uint64_t permit_refreshes_ = 0;  // tells the cache keys of refresh_serving() apart
   // Serving permits by site name, kept across configurations like counters.
   std::map<std::string, std::shared_ptr<http::SitePermit>> permits_;
   std::set<std::string> logged_sites_;
