@@ -1,6 +1,7 @@
 #include "cli/cluster_commands.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <CLI/App.hpp>
 #include <CLI/Option.hpp>
@@ -12,6 +13,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "base/duration.h"
@@ -36,6 +38,8 @@ constexpr milliseconds kPollInterval{200};
 constexpr std::size_t kEventPage = 1000;
 // `clusweb events` without --after or -n.
 constexpr int kRecentEvents = 20;
+// Events a `cluster status --watch` frame shows.
+constexpr std::size_t kWatchEvents = 8;
 
 // ---- helpers of these commands alone (the shared ones are in command_support.h) ----
 
@@ -543,6 +547,70 @@ int list_events(const ClusterCommand& command, AdminClient& client, std::ostream
   } else {
     out << *format_event_table(reply.dump());
     out.flush();
+  }
+  return kExitOk;
+}
+
+// `cluster status --watch`: the status and the last events, fetched every interval and shown
+// again when they changed: on a terminal in place of the last frame, otherwise after it (with
+// -o json, one line per frame). An agent that cannot be reached is shown as such, and the
+// watch goes on: it is meant to be left open through restarts and failovers.
+int watch_status(const ClusterCommand& command, AdminClient& client, std::ostream& out,
+                 const Pacing& pacing) {
+  Json events = Json::array();
+  std::optional<std::int64_t> last_seq;
+  std::string shown;
+  for (int frame = 0; !command.frames || frame < *command.frames; ++frame) {
+    if (frame > 0) pacing.sleep(command.interval);
+    std::ostringstream problem;
+    Json cluster;
+    bool reached = receive(client.get("/v1/cluster"), cluster, problem) == kExitOk;
+    if (reached) {
+      Json fresh;
+      if (!last_seq) {
+        reached = recent_events(client, kWatchEvents, fresh, problem) == kExitOk;
+      } else {
+        Json page;
+        reached =
+            receive(client.get(fmt::format("/v1/events?after={}&limit={}", *last_seq, kEventPage)),
+                    page, problem) == kExitOk;
+        fresh = Json::array();
+        for (const Json* event : elements_of(page, "events")) fresh.push_back(*event);
+      }
+      for (const Json& event : fresh) events.push_back(event);
+      if (events.size() > kWatchEvents) {
+        events.erase(events.begin(),
+                     events.begin() + static_cast<std::ptrdiff_t>(events.size() - kWatchEvents));
+      }
+      if (!events.empty()) last_seq = integer_of(events.back(), "seq").value_or(0);
+    }
+    std::string text;
+    if (command.output == OutputFormat::kJson) {
+      const Json doc =
+          reached ? Json{{"cluster", cluster}, {"events", events}} : Json{{"error", problem.str()}};
+      text = doc.dump() + "\n";
+    } else {
+      text = fmt::format("cluster status every {}, Ctrl-C stops\n\n",
+                         format_duration(command.interval));
+      if (reached) {
+        Result<std::string> status = format_cluster_status(cluster.dump());
+        text += status.ok() ? *status : status.error().describe() + "\n";
+        text += "\nLAST EVENTS\n";
+        Result<std::string> table = format_event_table(Json{{"events", events}}.dump());
+        text += table.ok() ? *table : table.error().describe() + "\n";
+      } else {
+        text += problem.str();
+      }
+    }
+    if (text == shown) continue;
+    if (command.redraw && command.output == OutputFormat::kTable) {
+      out << "\x1b[H\x1b[2J";  // cursor home, clear the screen
+    } else if (!shown.empty() && command.output == OutputFormat::kTable) {
+      out << '\n';
+    }
+    out << text;
+    out.flush();
+    shown = std::move(text);
   }
   return kExitOk;
 }
@@ -1089,8 +1157,34 @@ void add_other_commands(CLI::App& root, const Sink& sink) {
   using Kind = ClusterCommand::Kind;
   CLI::App* cluster_app = root.add_subcommand("cluster", "Show the failover cluster");
   cluster_app->require_subcommand(1);
-  add_leaf(*cluster_app, "status", "Show the nodes, groups and resources of the cluster", sink,
-           simple(Kind::kStatus, std::make_shared<Names>()));
+  struct StatusFlags {
+    bool watch = false;
+    std::string interval = "1s";
+    int frames = 0;
+  };
+  auto status = std::make_shared<StatusFlags>();
+  CLI::App* status_leaf =
+      add_leaf(*cluster_app, "status", "Show the nodes, groups and resources of the cluster", sink,
+               std::make_shared<Builder>([status]() -> Result<ClusterCommand> {
+                 ClusterCommand command;
+                 command.kind = Kind::kStatus;
+                 command.watch = status->watch;
+                 auto interval = duration_flag("--interval", status->interval);
+                 if (!interval.ok()) return interval.error();
+                 command.interval = *interval;
+                 if (status->frames > 0) command.frames = status->frames;
+                 command.redraw = ::isatty(STDOUT_FILENO) != 0;
+                 return command;
+               }));
+  CLI::Option* watch_flag = status_leaf->add_flag(
+      "-w,--watch", status->watch,
+      "keep the view open: redraw it when it changes, with the last events, until Ctrl-C");
+  status_leaf->add_option("--interval", status->interval, "how often --watch looks")
+      ->needs(watch_flag)
+      ->capture_default_str();
+  status_leaf->add_option("--frames", status->frames, "stop --watch after this many looks")
+      ->needs(watch_flag)
+      ->check(CLI::PositiveNumber);
   CLI::App* config_app =
       root.add_subcommand("config", "Show the cluster's shared web configuration");
   config_app->require_subcommand(1);
@@ -1313,6 +1407,7 @@ int run_cluster_command(const ClusterCommand& command, AdminClient& client, std:
   using Kind = ClusterCommand::Kind;
   switch (command.kind) {
     case Kind::kStatus:
+      if (command.watch) return watch_status(command, client, out, pacing);
       return print_reply(client.get("/v1/cluster"), command.output, format_cluster_status, out,
                          err);
     case Kind::kConfigStatus:

@@ -86,6 +86,13 @@ struct ClusterCommand {
   // node pause, resume and drain.
   std::string node;
 
+  // cluster status --watch: redraw every `interval`, `frames` times (unset: until interrupted);
+  // `redraw` (standard output is a terminal): each frame replaces the last on the screen.
+  bool watch = false;
+  std::chrono::milliseconds interval{1000};
+  std::optional<int> frames;
+  bool redraw = false;
+
   // group move, online and offline.
   std::string to_node;  // move: empty = any other node
   bool wait = false;

@@ -784,6 +784,41 @@ TEST_F(ClusterCommandLineTest, EventsWithoutAfterShowsTheLastOnes) {
   EXPECT_EQ(server.requests().size(), 2u);
 }
 
+TEST_F(ClusterCommandLineTest, StatusWatchShowsAFrameWhenSomethingChanged) {
+  const std::string moved = Json::parse(kCluster).dump();
+  Json other = Json::parse(kCluster);
+  other["revision"] = 43;
+  FakeAdminServer server(
+      routes({{"GET /v1/cluster",
+               {json_reply(200, moved), json_reply(200, moved), json_reply(200, other.dump())}},
+              {"GET /v1/events?after=0&limit=1000", {json_reply(200, events_reply(1, 2))}},
+              {"GET /v1/events?after=2&limit=1000",
+               {json_reply(200, events_reply(3, 0)), json_reply(200, events_reply(3, 1))}}}));
+
+  EXPECT_EQ(run("cluster status --watch --frames 3 --interval 2s --socket " + server.socket_path()),
+            kExitOk);
+
+  // Three looks, two frames: the second look changed nothing.
+  const std::string header = "cluster status every 2s, Ctrl-C stops\n\n";
+  const std::string first = header + *format_cluster_status(moved) + "\nLAST EVENTS\n" +
+                            *format_event_table(events_reply(1, 2));
+  Json three = Json::parse(events_reply(1, 3));
+  const std::string second = header + *format_cluster_status(other.dump()) + "\nLAST EVENTS\n" +
+                             *format_event_table(three.dump());
+  EXPECT_EQ(out_.str(), first + "\n" + second);
+  EXPECT_THAT(sleeps_, ElementsAre(2000, 2000));
+  EXPECT_EQ(err_.str(), "");
+}
+
+TEST_F(ClusterCommandLineTest, StatusWatchKeepsGoingWhileTheAgentIsAway) {
+  EXPECT_EQ(run("cluster status --watch --frames 2 -o json --socket /nonexistent/agent.sock"),
+            kExitOk);
+  // One line: both looks found the agent away, and an unchanged frame is not repeated.
+  const std::string text = out_.str();
+  ASSERT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
+  EXPECT_THAT(Json::parse(text)["error"].get<std::string>(), HasSubstr("/nonexistent/agent.sock"));
+}
+
 TEST_F(ClusterCommandLineTest, EventsFollowWithoutAfterStartsWithTheLastOnes) {
   Reply stream;
   stream.chunks = {event(4).dump() + "\n"};

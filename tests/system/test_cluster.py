@@ -178,6 +178,12 @@ class ClusterTest(unittest.TestCase):
         node = {n["name"]: n for n in n3.cluster()["nodes"]}["n1"]
         self.assertEqual((node["up"], node["paused"], node["draining"], node["groups"]),
                          (True, True, True, 0), node)
+        # The live view shows it at a glance, with the last events below.
+        watch = self.cli(n3, "cluster", "status", "--watch", "--frames", "2", "--interval",
+                         "100ms")
+        self.assertEqual(watch.returncode, 0, watch.stderr)
+        self.assertRegex(watch.stdout, r"\nn1 +up, drained +0\n")
+        self.assertIn("\nLAST EVENTS\n", watch.stdout)
 
         # Nothing new goes to a drained node, though it is the first preferred owner.
         n2.api("POST", "/v1/groups/wiki", {"spec": script_group("wiki", self.script, ["n1"])})
