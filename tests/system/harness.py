@@ -10,7 +10,7 @@ The tests run the real `clusweb web` binary, as root, on loopback ports chosen a
 - `http_request` / `keep_alive` use http.client; `tls_connect` / `https_request` speak TLS with
   SNI; `make_certificate` creates a self-signed certificate for one host name.
 
-Environment: CLUSWEB_BIN (the clusweb binary; default: the lead's debug build) and CLUSWEB_SRC
+Environment: CLUSWEB_BIN (the clusweb binary; default: build/debug of the source tree) and CLUSWEB_SRC
 (the source tree; default: two folders above this file).
 """
 
@@ -33,7 +33,7 @@ import unittest
 
 SRC = os.environ.get("CLUSWEB_SRC") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
-BIN = os.environ.get("CLUSWEB_BIN") or os.path.join(SRC, "build", "lead", "app", "clusweb",
+BIN = os.environ.get("CLUSWEB_BIN") or os.path.join(SRC, "build", "debug", "app", "clusweb",
                                                     "clusweb")
 EXAMPLE_WORKER = os.path.join(SRC, "examples", "pool", "worker.py")
 ECHO_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "echo_worker.py")
