@@ -55,9 +55,11 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 os.environ.setdefault("CLUSWEB_BIN", os.path.join(REPO, "build", "release", "app", "clusweb",
                                                   "clusweb"))
 sys.path.insert(0, os.path.join(REPO, "tests", "system"))
+sys.path.insert(0, os.path.join(REPO, "bench"))
 
 from harness import BIN, Abort, Timeout, children_of, dedent, wait_for, write_file  # noqa: E402
 from netns_cluster import NODES, NetnsCluster  # noqa: E402
+from nginx_peer import write_nginx_conf  # noqa: E402
 
 PROBER = os.path.join(HERE, "prober.py")
 NGINX = "/usr/sbin/nginx"
@@ -222,22 +224,7 @@ class NginxPush:
             os.makedirs(os.path.join(folder, "conf.d"))
             os.makedirs(os.path.join(folder, "temp"))
             shutil.copyfile(self.edited, self.site_conf(node))
-            write_file(self.conf(node), dedent("""\
-                user nobody nogroup;
-                worker_processes 1;
-                pid {f}/nginx.pid;
-                error_log {f}/nginx-error.log warn;
-                events {{ worker_connections 1024; }}
-                http {{
-                    access_log off;
-                    client_body_temp_path {f}/temp/client_body;
-                    proxy_temp_path {f}/temp/proxy;
-                    fastcgi_temp_path {f}/temp/fastcgi;
-                    uwsgi_temp_path {f}/temp/uwsgi;
-                    scgi_temp_path {f}/temp/scgi;
-                    include {f}/conf.d/*.conf;
-                }}
-                """).format(f=folder))
+            write_nginx_conf(self.conf(node), folder, "include %s/conf.d/*.conf;\n" % folder)
             with open(os.path.join(folder, "nginx.log"), "ab") as log:
                 self.masters[node] = self.net.popen(
                     node, [NGINX, "-c", self.conf(node), "-g", "daemon off;"],

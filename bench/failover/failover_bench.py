@@ -43,10 +43,12 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 os.environ.setdefault("CLUSWEB_BIN", os.path.join(REPO, "build", "release", "app", "clusweb",
                                                   "clusweb"))
 sys.path.insert(0, os.path.join(REPO, "tests", "system"))
+sys.path.insert(0, os.path.join(REPO, "bench"))
 
 from harness import dedent, wait_for, write_file  # noqa: E402
 from netns_cluster import NODES, TTL, NetnsCluster  # noqa: E402
 from netns_harness import Network  # noqa: E402
+from nginx_peer import write_nginx_conf  # noqa: E402
 
 PROBE = os.path.join(HERE, "probe.py")
 TRIALS = int(os.environ.get("TRIALS", "5"))
@@ -223,25 +225,12 @@ class Keepalived(System):
             for path in (folder, os.path.join(folder, "site")):
                 os.chmod(path, 0o755)
             write_file(os.path.join(folder, "site", "index.html"), node + "\n")
-            write_file(os.path.join(folder, "nginx.conf"), dedent("""\
-                user nobody nogroup;
-                worker_processes 1;
-                pid {f}/nginx.pid;
-                error_log {f}/nginx-error.log warn;
-                events {{ worker_connections 1024; }}
-                http {{
-                    access_log off;
-                    client_body_temp_path {f}/temp/client_body;
-                    proxy_temp_path {f}/temp/proxy;
-                    fastcgi_temp_path {f}/temp/fastcgi;
-                    uwsgi_temp_path {f}/temp/uwsgi;
-                    scgi_temp_path {f}/temp/scgi;
-                    server {{
-                        listen {port};
-                        location / {{ root {f}/site; }}
-                    }}
-                }}
-                """).format(f=folder, port=PORT))
+            write_nginx_conf(os.path.join(folder, "nginx.conf"), folder, """\
+                server {
+                    listen %d;
+                    location / { root %s/site; }
+                }
+                """ % (PORT, folder))
             write_file(os.path.join(folder, "keepalived.conf"), dedent("""\
                 global_defs {{
                     router_id {node}

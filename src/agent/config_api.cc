@@ -412,10 +412,9 @@ Status ConfigApi::check_sealed_keys(const config::WebConfig& config,
     }
   }
   for (const auto& [what, value] : sealed_values) {
-    // sealed:v1:<key id>:<data>
-    const std::string_view sealed = *value;
-    const auto id_start = sealed.find(':', sealed.find(':') + 1) + 1;
-    const std::string id(sealed.substr(id_start, sealed.find(':', id_start) - id_start));
+    Result<std::string> sealed_id = secrets::sealed_key_id(*value);
+    if (!sealed_id.ok()) return make_error("{}: {}", what, sealed_id.error().message);
+    const std::string& id = *sealed_id;
     if (cluster_key.empty()) {
       return make_error(
           "{} is sealed with data key {}, and the cluster has no data key "

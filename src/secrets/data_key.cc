@@ -324,7 +324,7 @@ std::string DataKey::seal(std::string_view plaintext, std::string_view context) 
                      to_base64(bytes_of(payload), kNonceSize + ciphertext_size));
 }
 
-Result<std::string> DataKey::open(std::string_view sealed, std::string_view context) const {
+Result<std::string> sealed_key_id(std::string_view sealed) {
   if (!is_sealed(sealed)) return make_error("not a sealed value (no \"sealed:\" prefix)");
   if (!sealed.starts_with(kSealedV1Prefix)) {
     std::string_view rest = sealed.substr(kSealedPrefix.size());
@@ -337,10 +337,17 @@ Result<std::string> DataKey::open(std::string_view sealed, std::string_view cont
   if (colon == std::string_view::npos) return make_error("not a sealed value (no key id)");
   std::string_view sealed_id = rest.substr(0, colon);
   if (!is_key_id(sealed_id)) return make_error("not a sealed value (bad key id)");
-  if (sealed_id != id_) {
-    return make_error("sealed with key {}, this node holds key {}", sealed_id, id_);
+  return std::string(sealed_id);
+}
+
+Result<std::string> DataKey::open(std::string_view sealed, std::string_view context) const {
+  Result<std::string> sealed_id = sealed_key_id(sealed);
+  if (!sealed_id.ok()) return sealed_id.error();
+  if (*sealed_id != id_) {
+    return make_error("sealed with key {}, this node holds key {}", *sealed_id, id_);
   }
-  auto payload = from_base64(rest.substr(colon + 1));
+  std::string_view rest = sealed.substr(kSealedV1Prefix.size() + sealed_id->size() + 1);
+  auto payload = from_base64(rest);
   if (!payload) return make_error("not a sealed value (bad base64)");
   if (payload->size() < kNonceSize + kTagSize) return make_error("not a sealed value (too short)");
 

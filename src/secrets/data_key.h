@@ -113,6 +113,11 @@ bool is_sealed(std::string_view text);
 Result<DataKey> unwrap(std::string_view record, std::string_view password,
                        std::string_view cluster);
 
+// The key id a sealed value names ("sealed:v1:<key id>:..."), so a value can be checked against
+// the cluster's key without the key. Errors: not a sealed value, of a version this clusweb does
+// not read, or without a well-formed key id.
+Result<std::string> sealed_key_id(std::string_view sealed);
+
 // The keyId of a wrapped-key record, after the same checks of its form as unwrap().
 Result<std::string> record_key_id(std::string_view record);
 

@@ -163,6 +163,19 @@ TEST(DataKeyTest, TextsThatAreNotSealedValuesAreNamedSo) {
   EXPECT_FALSE(is_sealed(""));
 }
 
+TEST(DataKeyTest, TheKeyIdOfASealedValueIsReadWithoutTheKey) {
+  DataKey key = key_from(1);
+  auto id = sealed_key_id(key.seal("secret", "ctx"));
+  ASSERT_TRUE(id.ok()) << id.error().describe();
+  EXPECT_EQ(*id, key.id());
+  EXPECT_EQ(sealed_key_id("secret").error().describe(),
+            "not a sealed value (no \"sealed:\" prefix)");
+  EXPECT_EQ(sealed_key_id("sealed:v1:nope:AAAA").error().describe(),
+            "not a sealed value (bad key id)");
+  EXPECT_EQ(sealed_key_id("sealed:v9:x").error().describe(),
+            "sealed value of unknown version \"v9\" (this clusweb reads v1)");
+}
+
 TEST(DataKeyTest, SealedTextsHoldNoPlaintextOrKey) {
   std::string raw = raw_key(1);
   DataKey key = key_from(1);

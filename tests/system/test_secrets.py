@@ -168,6 +168,25 @@ class SecretsTest(unittest.TestCase):
                                       self.password, "--kdf", "interactive").returncode, 0)
         applied = self.clusweb(self.n1, "apply", "-f", self.manifest)
         self.assertEqual(applied.returncode, 0, applied.stderr)
+        # The agent checks every sealed value's key id against the cluster's key before it
+        # writes anything: one sealed with another key, or not a sealed value at all, is refused.
+        web = self.n1.api("GET", "/v1/config/web")
+        site = next(s for s in web["sites"] if any("keySealed" in b for b in s["bindings"]))
+        binding = next(b for b in site["bindings"] if "keySealed" in b)
+        version, key_id, data = binding["keySealed"].split(":", 3)[1:]
+        # Another key's id: the same form ("k" and hex digits), other digits.
+        other_id = key_id[0] + "".join("0" if c != "0" else "1" for c in key_id[1:])
+        revision = self.n1.api("GET", "/v1/config")["revision"]
+        for sealed, expected in (
+                ("sealed:%s:%s:%s" % (version, other_id, data),
+                 "is sealed with data key %s, not the cluster's (%s)" % (other_id, key_id)),
+                ("sealed:v1:nope:AAAA", "its key: not a sealed value (bad key id)")):
+            binding["keySealed"] = sealed
+            code, body = self.n1.request("POST", "/v1/apply", {
+                "groups": [], "web": {"sites": web["sites"], "pools": web["pools"]}})
+            self.assertGreaterEqual(code, 400, body)
+            self.assertIn(expected, json.dumps(body))
+        self.assertEqual(self.n1.api("GET", "/v1/config")["revision"], revision)
         exported = os.path.join(self.dir, "export.json")
         wrong = self.clusweb(self.n1, "config", "export", "--password-file", self.wrong, "-f",
                              exported, state=False)
