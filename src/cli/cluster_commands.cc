@@ -319,8 +319,13 @@ int wait_drained(const ClusterCommand& command, AdminClient& client, std::ostrea
       if (!leaving.contains(name) || owned.contains(name) || announced.contains(name)) continue;
       const std::string state = text_of(*group, "state", "Unknown");
       const std::string owner = text_of(*group, "owner", "");
-      // Moving: released here, not yet online there. Nowhere to go is an end too.
-      if (state != "Online" && state != "Failed" && !(owner.empty() && state == "Offline")) {
+      const std::string placement = text_of(*group, "placement", "");
+      // Settled: Online (or Failed) on its new owner, or placed nowhere (no node can take it).
+      // Released here but placed elsewhere and not yet acquired there, it is still moving,
+      // whatever state the release reported.
+      const bool landed = !owner.empty() && (state == "Online" || state == "Failed");
+      const bool nowhere = owner.empty() && placement.empty();
+      if (!landed && !nowhere) {
         settled = false;
         continue;
       }

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "base/testing/manual_clock.h"
@@ -782,6 +783,49 @@ TEST_F(ClusterCommandLineTest, EventsWithoutAfterShowsTheLastOnes) {
             "1001   2026-11-26 01:02:03.456   n1     web     -          check   1001\n"
             "1002   2026-11-26 01:02:03.456   n1     web     -          check   1002\n");
   EXPECT_EQ(server.requests().size(), 2u);
+}
+
+// GET /v1/cluster with the given groups (name, state, owner, placement; "" = none).
+std::string cluster_with(
+    const std::vector<std::tuple<std::string, std::string, std::string, std::string>>& groups) {
+  Json list = Json::array();
+  for (const auto& [name, state, owner, placement] : groups) {
+    list.push_back({{"name", name},
+                    {"state", state},
+                    {"owner", owner.empty() ? Json(nullptr) : Json(owner)},
+                    {"placement", placement.empty() ? Json(nullptr) : Json(placement)},
+                    {"reason", placement.empty() ? "no node can run it" : "placed"},
+                    {"resources", Json::array()}});
+  }
+  return Json{{"cluster", "c"}, {"nodes", Json::array()}, {"groups", list}}.dump();
+}
+
+TEST_F(ClusterCommandLineTest, DrainWaitsUntilEachGroupHasLandedOrHasNowhereToGo) {
+  FakeAdminServer server(
+      routes({{"POST /v1/nodes/n1/drain", {json_reply(200, R"({"node":"n1"})")}},
+              {"GET /v1/cluster",
+               {json_reply(200, cluster_with({{"blog", "Online", "n1", "n1"},
+                                              {"shop", "Online", "n1", "n1"},
+                                              {"mail", "Online", "n1", "n1"}})),
+                // shop is released and placed on n2, not yet acquired there: still moving.
+                json_reply(200, cluster_with({{"blog", "Online", "n2", "n2"},
+                                              {"shop", "Offline", "", "n2"},
+                                              {"mail", "Offline", "", ""}})),
+                json_reply(200, cluster_with({{"blog", "Online", "n2", "n2"},
+                                              {"shop", "Online", "n2", "n2"},
+                                              {"mail", "Offline", "", ""}}))}}}));
+
+  EXPECT_EQ(run("node drain n1 --socket " + server.socket_path()), kExitOk);
+
+  EXPECT_EQ(out_.str(),
+            "draining n1: 3 groups to move (blog, mail, shop)\n"
+            "group \"blog\": Online on n2\n"
+            "group \"mail\": Offline (no node can run it)\n"
+            "group \"shop\": Online on n2\n"
+            "node n1 is drained: it owns no group and takes none until `clusweb node resume "
+            "n1`\n");
+  EXPECT_THAT(sleeps_, ElementsAre(200, 200));
+  EXPECT_EQ(err_.str(), "");
 }
 
 TEST_F(ClusterCommandLineTest, StatusWatchShowsAFrameWhenSomethingChanged) {
