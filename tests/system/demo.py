@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import BIN, WAIT_TIMEOUT  # noqa: E402
+from harness import BIN, WAIT_TIMEOUT, wait_for  # noqa: E402
 from netns_cluster import NODES, TTL, NetnsCluster  # noqa: E402
 
 STARTED = time.monotonic()
@@ -44,7 +44,12 @@ def main():
         say("nodes %s; etcd %s" % (", ".join("%s %s" % (n, net.ip_of(n)) for n in NODES),
                                    cluster.etcd.endpoint))
         n2 = cluster.agents["n2"]
-        status = n2.group("shop")
+
+        def online():
+            # The site answers before its owner's report of it has reached every node.
+            seen = n2.group("shop")
+            return seen if seen and seen["state"] == "Online" else None
+        status = wait_for(online, WAIT_TIMEOUT, 'group "shop" reported Online')
         say('group "shop": %s on %s (floating address %s/24, website "shop", pool '
             '"shop-pool")' % (status["state"], status["owner"], vip))
         who = cluster.ask()
