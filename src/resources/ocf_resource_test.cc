@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "resources/registry.h"
+#include "resources/testing/program_calls.h"
 
 namespace clusweb::resources {
 namespace {
@@ -26,20 +27,13 @@ namespace {
 using cluster::FailureClass;
 using cluster::Verb;
 using std::chrono::milliseconds;
-using testing::ElementsAre;
-using testing::HasSubstr;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::read_file;
 using Clock = std::chrono::steady_clock;
 
 std::string test_root() { return std::string(CLUSWEB_RESOURCES_TESTDATA) + "/ocf"; }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// One action as the test agent recorded it.
 struct Record {
   std::string action;
   std::string argv;
@@ -75,16 +69,14 @@ std::vector<std::string> actions(const std::vector<Record>& records) {
   return names;
 }
 
-class OcfResourceTest : public testing::Test {
+class OcfResourceTest : public testing::ProgramResourceTest {
  protected:
+  OcfResourceTest() : ProgramResourceTest("ocf_resource_test", milliseconds(8000)) {}
+
   void SetUp() override {
-    std::string pattern = std::filesystem::temp_directory_path() / "ocf_resource_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
+    ProgramResourceTest::SetUp();
     record_ = dir_ + "/record";
   }
-
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   CallContext context(milliseconds timeout = milliseconds(5000)) {
     CallContext c;
@@ -104,35 +96,6 @@ class OcfResourceTest : public testing::Test {
                        [this](std::string_view line) { sink_lines_.emplace_back(line); });
   }
 
-  void start(OcfResource& resource, Verb verb, const CallContext& c,
-             std::optional<CallResult>& out) {
-    boost::asio::co_spawn(io_, resource.call(verb, c),
-                          [&out](const std::exception_ptr& error, CallResult result) {
-                            ASSERT_FALSE(error);
-                            out = std::move(result);
-                          });
-  }
-
-  template <class Done>
-  bool run_until(Done done, milliseconds limit = milliseconds(8000)) {
-    auto deadline = Clock::now() + limit;
-    io_.restart();
-    while (!done() && Clock::now() < deadline) io_.run_one_for(milliseconds(10));
-    return done();
-  }
-
-  CallResult call(OcfResource& resource, Verb verb, const CallContext& c) {
-    std::optional<CallResult> out;
-    start(resource, verb, c, out);
-    EXPECT_TRUE(run_until([&] { return out.has_value(); }));
-    return out.value_or(CallResult{});
-  }
-
-  pid_t read_pid(const std::string& path) {
-    EXPECT_TRUE(run_until([&] { return std::filesystem::exists(path); }));
-    return std::atoi(read_file(path).c_str());
-  }
-
   // The whole process group is gone, zombies included (the ChildReaper, as
   // subreaper, reaps orphans).
   bool group_gone(pid_t group) {
@@ -140,11 +103,7 @@ class OcfResourceTest : public testing::Test {
                      milliseconds(2000));
   }
 
-  boost::asio::io_context io_;
-  ChildReaper reaper_{io_};
-  std::string dir_;
   std::string record_;
-  std::vector<std::string> sink_lines_;
 };
 
 TEST_F(OcfResourceTest, EnvironmentOfEachActionIsOcf11) {
@@ -315,7 +274,7 @@ TEST_F(OcfResourceTest, ExitCodesMapToPacemakersClasses) {
     CallContext c = context();
     c.parameters[expected.parameter] = std::to_string(expected.code);
     CallResult result = call(resource, expected.verb, c);
-    SCOPED_TRACE(testing::Message() << expected.parameter << "=" << expected.code);
+    SCOPED_TRACE(::testing::Message() << expected.parameter << "=" << expected.code);
     EXPECT_EQ(result.ok, expected.ok);
     EXPECT_FALSE(result.timed_out);
     EXPECT_EQ(result.detail, expected.detail);

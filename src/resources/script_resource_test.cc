@@ -19,40 +19,31 @@
 #include <string>
 #include <vector>
 
+#include "resources/testing/program_calls.h"
+
 namespace clusweb::resources {
 namespace {
 
 using cluster::Verb;
 using std::chrono::milliseconds;
-using testing::ElementsAre;
-using testing::HasSubstr;
-using Clock = std::chrono::steady_clock;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::read_file;
 
 std::string script(const std::string& name) {
   return std::string(CLUSWEB_RESOURCES_TESTDATA) + "/script/" + name;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-class ScriptResourceTest : public testing::Test {
+class ScriptResourceTest : public testing::ProgramResourceTest {
  protected:
-  void SetUp() override {
-    std::string pattern = std::filesystem::temp_directory_path() / "script_resource_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
+  ScriptResourceTest() : ProgramResourceTest("script_resource_test", milliseconds(3000)) {}
 
   void TearDown() override {
     for (pid_t pid : leftovers_) {
       ::kill(pid, SIGKILL);
       process_gone(pid);
     }
-    std::filesystem::remove_all(dir_);
+    ProgramResourceTest::TearDown();
   }
 
   CallContext context(milliseconds timeout = milliseconds(2000)) {
@@ -70,46 +61,11 @@ class ScriptResourceTest : public testing::Test {
                           [this](std::string_view line) { sink_lines_.emplace_back(line); });
   }
 
-  // Starts a call; the result appears in `out` once io_ has run it to the end.
-  void start(ScriptResource& resource, Verb verb, const CallContext& c,
-             std::optional<CallResult>& out) {
-    boost::asio::co_spawn(io_, resource.call(verb, c),
-                          [&out](const std::exception_ptr& error, CallResult result) {
-                            ASSERT_FALSE(error);
-                            out = std::move(result);
-                          });
-  }
-
-  // Runs io_ until `done` holds, at most `limit`.
-  template <class Done>
-  bool run_until(Done done, milliseconds limit = milliseconds(3000)) {
-    auto deadline = Clock::now() + limit;
-    io_.restart();
-    while (!done() && Clock::now() < deadline) io_.run_one_for(milliseconds(10));
-    return done();
-  }
-
-  CallResult call(ScriptResource& resource, Verb verb, const CallContext& c) {
-    std::optional<CallResult> out;
-    start(resource, verb, c, out);
-    EXPECT_TRUE(run_until([&] { return out.has_value(); }));
-    return out.value_or(CallResult{});
-  }
-
-  pid_t read_pid(const std::string& path) {
-    EXPECT_TRUE(run_until([&] { return std::filesystem::exists(path); }));
-    return std::atoi(read_file(path).c_str());
-  }
-
   // Gone = not even a zombie (the ChildReaper, as subreaper, reaps orphans).
   bool process_gone(pid_t pid) {
     return run_until([pid] { return ::kill(pid, 0) != 0 && errno == ESRCH; }, milliseconds(1000));
   }
 
-  boost::asio::io_context io_;
-  ChildReaper reaper_{io_};
-  std::string dir_;
-  std::vector<std::string> sink_lines_;
   std::vector<pid_t> leftovers_;
 };
 
