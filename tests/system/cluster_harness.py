@@ -18,6 +18,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import unittest
 
 from harness import (BIN, START_TIMEOUT, STOP_TIMEOUT, Abort, UnixHTTPConnection, dedent,
                      free_ports, read_text, wait_for, write_file)
@@ -276,3 +277,29 @@ def script_group(name, script, preferred=()):
     if preferred:
         spec["preferredOwners"] = list(preferred)
     return spec
+
+
+class LoopbackClusterTest(unittest.TestCase):
+    """Agents on loopback around one etcd member: a folder of the test's (`dir`, kept with
+    CLUSWEB_KEEP=1), the etcd, and `start_agents()`; everything is stopped afterwards."""
+
+    ttl = 2.0
+    prefix = "clusweb-cluster-"
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix=self.prefix)
+        self.etcd = Etcd().start()
+        self.addCleanup(self.etcd.cleanup)
+        self.agents = {}
+
+    def tearDown(self):
+        for agent in self.agents.values():
+            agent.cleanup()
+        if not os.environ.get("CLUSWEB_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def start_agents(self, *names):
+        for name in names:
+            self.agents[name] = Agent(name, self.etcd, self.dir, ttl="%ds" % self.ttl)
+            self.agents[name].start()
+        return [self.agents[name] for name in names]

@@ -7,38 +7,23 @@ once. Network-level behaviour (floating addresses, partitions) is in test_cluste
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 import unittest
 
-from cluster_harness import Agent, Etcd, marker_script, overlaps, read_journal, script_group
+from cluster_harness import (LoopbackClusterTest, marker_script, overlaps, read_journal,
+                             script_group)
 from harness import BIN, WAIT_TIMEOUT, EventStream, dedent, wait_for, write_file
 
 TTL = 2.0
 
 
-class ClusterTest(unittest.TestCase):
+class ClusterTest(LoopbackClusterTest):
+    ttl = TTL
+
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="clusweb-cluster-")
-        self.etcd = Etcd().start()
-        self.addCleanup(self.etcd.cleanup)
+        super().setUp()
         self.script = marker_script(os.path.join(self.dir, "marker"))
-        self.agents = {}
-
-    def tearDown(self):
-        for agent in self.agents.values():
-            agent.cleanup()
-        if not os.environ.get("CLUSWEB_KEEP"):
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def start_agents(self, *names):
-        for name in names:
-            agent = Agent(name, self.etcd, self.dir, ttl="%ds" % TTL)
-            self.agents[name] = agent
-            agent.start()
-        return [self.agents[name] for name in names]
 
     def journal(self):
         return read_journal(os.path.join(self.dir, "marker"))

@@ -28,7 +28,7 @@ import subprocess
 import tempfile
 import unittest
 
-from cluster_harness import Agent, Etcd
+from cluster_harness import LoopbackClusterTest
 from harness import (BIN, WAIT_TIMEOUT, assert_holds, dedent, read_text, wait_for,
                      write_file)
 from netns_cluster import NODES, AddressMonitor, NetnsEtcd, NodeAgent
@@ -131,29 +131,17 @@ def group_gone(pgid):
 # Loopback agents, the test agent: error classes and the environment
 
 
-class OcfErrorClassesTest(unittest.TestCase):
+class OcfErrorClassesTest(LoopbackClusterTest):
+    ttl = TTL
+    prefix = "clusweb-ocf-"
+
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="clusweb-ocf-")
-        self.etcd = Etcd().start()
-        self.addCleanup(self.etcd.cleanup)
+        super().setUp()
         self.ocf_root = os.path.join(self.dir, "ocf")
         write_file(os.path.join(self.ocf_root, "resource.d", "clustest", "recorder"), RECORDER,
                    mode=0o755)
         self.state = os.path.join(self.dir, "recorder")
         os.makedirs(self.state)
-        self.agents = {}
-
-    def tearDown(self):
-        for agent in self.agents.values():
-            agent.cleanup()
-        if not os.environ.get("CLUSWEB_KEEP"):
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def start_agents(self, *names):
-        for name in names:
-            self.agents[name] = Agent(name, self.etcd, self.dir, ttl="%ds" % TTL)
-            self.agents[name].start()
-        return [self.agents[name] for name in names]
 
     def create(self, via, group, preferred, policy=None, **parameters):
         parameters = {"agent": "clustest:recorder", "ocfRoot": self.ocf_root,
