@@ -25,6 +25,8 @@ uint64_t number_or(const std::map<std::string, std::string>& query, const std::s
 
 // How long an answer to a write waits for the agent's own view to include it.
 constexpr std::chrono::milliseconds kCatchUpLimit{2'000};
+// How long each store member has to answer a status request (GET /v1/cluster?store=1).
+constexpr std::chrono::milliseconds kStoreHealthTimeout{1'000};
 
 }  // namespace
 
@@ -123,6 +125,36 @@ struct AgentApi::Impl {
       }
     }
     return names;
+  }
+
+  static json store_health_json(const store::StoreHealth& health) {
+    json members = json::array();
+    json leader = nullptr;
+    for (const store::StoreMember& member : health.members) {
+      if (member.leader) leader = member.name;
+      members.push_back({{"id", fmt::format("{:x}", member.id)},
+                         {"name", member.name},
+                         {"endpoint", member.endpoint},
+                         {"clientURLs", member.client_urls},
+                         {"learner", member.learner},
+                         {"healthy", member.healthy},
+                         {"error", member.error},
+                         {"leader", member.leader},
+                         {"version", member.version},
+                         {"dbSize", member.db_size},
+                         {"dbSizeInUse", member.db_size_in_use},
+                         {"raftTerm", member.raft_term},
+                         {"raftIndex", member.raft_index},
+                         {"alarms", member.alarms}});
+    }
+    json unreachable = json::array();
+    for (const auto& [endpoint, error] : health.unreachable) {
+      unreachable.push_back({{"endpoint", endpoint}, {"error", error}});
+    }
+    return {{"kind", health.kind},
+            {"leader", leader},
+            {"members", members},
+            {"unreachable", unreachable}};
   }
 
   json cluster_json() const {
@@ -257,7 +289,16 @@ struct AgentApi::Impl {
       body = json::parse(request.body, nullptr, false);
       if (body.is_discarded()) co_return error_reply(400, "the request body is not JSON");
     }
-    if (parts[1] == "cluster" && parts.size() == 2 && get) co_return ok_reply(cluster_json());
+    if (parts[1] == "cluster" && parts.size() == 2 && get) {
+      json cluster = cluster_json();
+      // Asked for (cluster status): a member that does not answer costs up to the timeout.
+      if (number_or(target.query, "store", 0) != 0) {
+        auto health = co_await agent.store().members(kStoreHealthTimeout);
+        cluster["store"] =
+            health.ok() ? store_health_json(*health) : json{{"error", health.error().describe()}};
+      }
+      co_return ok_reply(cluster);
+    }
     if (parts[1] == "events" && parts.size() == 2 && get) {
       co_return ok_reply({{"events", events_after(number_or(target.query, "after", 0),
                                                   number_or(target.query, "limit", 100))}});

@@ -569,8 +569,17 @@ int watch_status(const ClusterCommand& command, AdminClient& client, std::ostrea
     if (frame > 0) pacing.sleep(command.interval);
     std::ostringstream problem;
     Json cluster;
-    bool reached = receive(client.get("/v1/cluster"), cluster, problem) == kExitOk;
+    bool reached = receive(client.get("/v1/cluster?store=1"), cluster, problem) == kExitOk;
     if (reached) {
+      // The raft index moves with every write anywhere: a frame per poll says nothing.
+      if (Json* store =
+              cluster.is_object() && cluster.contains("store") ? &cluster["store"] : nullptr;
+          store != nullptr && store->is_object() && store->contains("members") &&
+          (*store)["members"].is_array()) {
+        for (Json& member : (*store)["members"]) {
+          if (member.is_object()) member.erase("raftIndex");
+        }
+      }
       Json fresh;
       if (!last_seq) {
         reached = recent_events(client, kWatchEvents, fresh, problem) == kExitOk;
@@ -1413,8 +1422,8 @@ int run_cluster_command(const ClusterCommand& command, AdminClient& client, std:
   switch (command.kind) {
     case Kind::kStatus:
       if (command.watch) return watch_status(command, client, out, pacing);
-      return print_reply(client.get("/v1/cluster"), command.output, format_cluster_status, out,
-                         err);
+      return print_reply(client.get("/v1/cluster?store=1"), command.output, format_cluster_status,
+                         out, err);
     case Kind::kConfigStatus:
       return print_reply(client.get("/v1/config"), command.output, format_config_status, out, err);
     case Kind::kConfigGet:
@@ -1591,6 +1600,71 @@ Result<std::string> format_config_status(std::string_view json) {
   return text + render_table(rows);
 }
 
+// "20 KiB", "1.5 MiB": sizes as an operator reads them.
+std::string byte_size(std::int64_t bytes) {
+  constexpr std::string_view kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  auto value = static_cast<double>(bytes);
+  std::size_t unit = 0;
+  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
+    value /= 1024;
+    ++unit;
+  }
+  if (unit == 0 || value >= 100) return fmt::format("{:.0f} {}", value, kUnits[unit]);
+  return fmt::format("{:.1f} {}", value, kUnits[unit]);
+}
+
+// The store's members as the agent found them: health, leader, size, alarms; why a member is
+// unhealthy below the table (the reasons are long).
+std::string store_section(const Json& store) {
+  if (const Json* error = member(store, "error"); error != nullptr && error->is_string()) {
+    return fmt::format("STORE: {}\n", error->get<std::string>());
+  }
+  const std::vector<const Json*> members = elements_of(store, "members");
+  std::size_t healthy = 0;
+  std::string leader = "none known";
+  for (const Json* one : members) {
+    healthy += flag_of(*one, "healthy") ? 1 : 0;
+    if (flag_of(*one, "leader")) {
+      leader = text_of(*one, "name");
+      // Its followers name it until they elect another.
+      if (!flag_of(*one, "healthy")) leader += " (not answering)";
+    }
+  }
+  std::string text = fmt::format("STORE {}: {} of {} members healthy, leader {}\n",
+                                 text_of(store, "kind"), healthy, members.size(), leader);
+  std::vector<Row> rows{
+      {"MEMBER", "ENDPOINT", "HEALTH", "LEADER", "DB SIZE", "RAFT TERM", "VERSION", "ALARMS"}};
+  std::string reasons;
+  for (const Json* one : members) {
+    std::string name = text_of(*one, "name");
+    if (name.empty() || name == kAbsent) name = "(unstarted " + text_of(*one, "id") + ")";
+    if (flag_of(*one, "learner")) name += " (learner)";
+    const bool ok = flag_of(*one, "healthy");
+    std::string size(kAbsent);
+    if (ok) {
+      size = byte_size(integer_of(*one, "dbSize").value_or(0));
+      if (std::int64_t in_use = integer_of(*one, "dbSizeInUse").value_or(0); in_use > 0) {
+        size += fmt::format(" ({} in use)", byte_size(in_use));
+      }
+    }
+    std::string endpoint = text_of(*one, "endpoint");
+    if (endpoint.empty()) endpoint = std::string(kAbsent);
+    if (!ok) reasons += fmt::format("{}: {}\n", name, text_of(*one, "error"));
+    rows.push_back({std::move(name), std::move(endpoint), ok ? "healthy" : "unhealthy",
+                    flag_of(*one, "leader") ? "leader" : "", std::move(size),
+                    ok ? count_of(*one, "raftTerm") : std::string(kAbsent),
+                    ok ? text_of(*one, "version") : std::string(kAbsent),
+                    join_or(strings_of(*one, "alarms"), ", ", "")});
+  }
+  text += render_table(rows);
+  text += reasons;
+  for (const Json* lost : elements_of(store, "unreachable")) {
+    text += fmt::format("endpoint {} unreachable: {}\n", text_of(*lost, "endpoint"),
+                        text_of(*lost, "error"));
+  }
+  return text;
+}
+
 Result<std::string> format_cluster_status(std::string_view json) {
   Result<Json> doc = parse_object(json, kClusterAgent);
   if (!doc.ok()) return doc.error();
@@ -1629,6 +1703,9 @@ Result<std::string> format_cluster_status(std::string_view json) {
     }
   }
   if (resources.size() > 1) text += '\n' + render_table(resources);
+  if (const Json* store = member(cluster, "store"); store != nullptr && store->is_object()) {
+    text += '\n' + store_section(*store);
+  }
   return text;
 }
 

@@ -22,6 +22,7 @@
 namespace clusweb::cli {
 namespace {
 
+using ::testing::ContainsRegex;
 using ::testing::ElementsAre;
 using testing::FakeAdminServer;
 using ::testing::HasSubstr;
@@ -48,6 +49,22 @@ constexpr std::string_view kCluster = R"({"cluster":"default","node":"n1","coord
                    "lastError":""}]},
     {"name":"idle","state":"Offline","owner":null,"token":0,"placement":null,"reason":"",
      "resources":[]}]})";
+
+// GET /v1/cluster?store=1's "store": a 3-member etcd with one member down, one with an alarm,
+// and an endpoint that matches no member.
+constexpr std::string_view kStore = R"({"kind":"etcd","leader":"e2",
+  "members":[
+    {"id":"8e9e05c52164694d","name":"e1","endpoint":"10.77.0.2:2379","healthy":true,"error":"",
+     "leader":false,"learner":false,"version":"3.4.23","dbSize":24576,"dbSizeInUse":16384,
+     "raftTerm":3,"raftIndex":1021,"alarms":[]},
+    {"id":"91bc3c398fb3c146","name":"e2","endpoint":"10.77.0.3:2379","healthy":true,"error":"",
+     "leader":true,"learner":false,"version":"3.4.23","dbSize":2254857830,"dbSizeInUse":0,
+     "raftTerm":3,"raftIndex":1021,"alarms":["NOSPACE"]},
+    {"id":"fd422379fda50e48","name":"e3","endpoint":"10.77.0.4:2379","healthy":false,
+     "error":"Deadline Exceeded","leader":false,"learner":false},
+    {"id":"aa01","name":"","endpoint":"","healthy":false,
+     "error":"not among this node's etcd endpoints","leader":false,"learner":true}],
+  "unreachable":[{"endpoint":"10.77.0.9:2379","error":"connection refused"}]})";
 
 // The group "web": an ip address and a website depending on it.
 cluster::GroupSpec web_group() {
@@ -115,6 +132,38 @@ TEST(FormatClusterStatusTest, ShowsNodesGroupsAndResources) {
             "web     vip        ip        Online           0          -\n"
             "web     site       website   Online           2          probe answered 503\n"
             "db      disk       script    OfflinePending   0          -\n");
+}
+
+TEST(FormatClusterStatusTest, ShowsTheStoreMembersTheirHealthAndTheLeader) {
+  Json cluster = Json::parse(R"({"cluster":"c","nodes":[],"groups":[]})");
+  cluster["store"] = Json::parse(kStore);
+  Result<std::string> text = format_cluster_status(cluster.dump());
+
+  ASSERT_TRUE(text.ok()) << text.error().describe();
+  EXPECT_THAT(*text, HasSubstr("STORE etcd: 2 of 4 members healthy, leader e2\n"));
+  EXPECT_THAT(*text,
+              ContainsRegex("\ne1 +10\\.77\\.0\\.2:2379 +healthy +24\\.0 KiB \\(16\\.0 KiB in "
+                            "use\\) +3 +3\\.4\\.23 *\n"));
+  EXPECT_THAT(*text, ContainsRegex("\ne2 +10\\.77\\.0\\.3:2379 +healthy +leader +2\\.1 GiB +3 +"
+                                   "3\\.4\\.23 +NOSPACE\n"));
+  EXPECT_THAT(*text, ContainsRegex("\ne3 +10\\.77\\.0\\.4:2379 +unhealthy +- +- +- *\n"));
+  EXPECT_THAT(*text,
+              ContainsRegex("\n\\(unstarted aa01\\) \\(learner\\) +- +unhealthy +- +- +- *\n"));
+  // Why, below the table.
+  EXPECT_THAT(*text, HasSubstr("\ne3: Deadline Exceeded\n(unstarted aa01) (learner): not among "
+                               "this node's etcd endpoints\nendpoint 10.77.0.9:2379 unreachable: "
+                               "connection refused\n"));
+
+  // Followers name a lost leader until they elect another.
+  Json store = Json::parse(kStore);
+  store["members"][1]["healthy"] = false;
+  cluster["store"] = store;
+  EXPECT_THAT(*format_cluster_status(cluster.dump()),
+              HasSubstr("STORE etcd: 1 of 4 members healthy, leader e2 (not answering)\n"));
+
+  cluster["store"] = Json{{"error", "the store did not answer"}};
+  EXPECT_THAT(*format_cluster_status(cluster.dump()),
+              HasSubstr("\nSTORE: the store did not answer\n"));
 }
 
 TEST(FormatConfigStatusTest, ShowsTheRevisionAndWhatEachNodeServes) {
@@ -409,8 +458,9 @@ class ClusterCommandLineTest : public ::testing::Test {
 };
 
 TEST_F(ClusterCommandLineTest, StatusUsesAgentSockInTheRunDirectory) {
-  FakeAdminServer server(routes({{"GET /v1/cluster", {json_reply(200, std::string(kCluster))}}}),
-                         "agent.sock");
+  FakeAdminServer server(
+      routes({{"GET /v1/cluster?store=1", {json_reply(200, std::string(kCluster))}}}),
+      "agent.sock");
 
   EXPECT_EQ(run("cluster status --run-dir " + server.directory()), kExitOk);
 
@@ -421,7 +471,8 @@ TEST_F(ClusterCommandLineTest, StatusUsesAgentSockInTheRunDirectory) {
 }
 
 TEST_F(ClusterCommandLineTest, StatusAsJsonPrintsTheAgentsJson) {
-  FakeAdminServer server(routes({{"GET /v1/cluster", {json_reply(200, R"({"cluster":"c"})")}}}));
+  FakeAdminServer server(
+      routes({{"GET /v1/cluster?store=1", {json_reply(200, R"({"cluster":"c"})")}}}));
 
   EXPECT_EQ(run("cluster status -o json --socket " + server.socket_path()), kExitOk);
 
@@ -829,12 +880,17 @@ TEST_F(ClusterCommandLineTest, DrainWaitsUntilEachGroupHasLandedOrHasNowhereToGo
 }
 
 TEST_F(ClusterCommandLineTest, StatusWatchShowsAFrameWhenSomethingChanged) {
-  const std::string moved = Json::parse(kCluster).dump();
+  Json look = Json::parse(kCluster);
+  look["store"] = Json::parse(kStore);
+  const std::string moved = look.dump();
+  // The store's raft index moved (every write moves it): no new frame for that.
+  look["store"]["members"][0]["raftIndex"] = 2000;
+  const std::string written = look.dump();
   Json other = Json::parse(kCluster);
   other["revision"] = 43;
   FakeAdminServer server(
-      routes({{"GET /v1/cluster",
-               {json_reply(200, moved), json_reply(200, moved), json_reply(200, other.dump())}},
+      routes({{"GET /v1/cluster?store=1",
+               {json_reply(200, moved), json_reply(200, written), json_reply(200, other.dump())}},
               {"GET /v1/events?after=0&limit=1000", {json_reply(200, events_reply(1, 2))}},
               {"GET /v1/events?after=2&limit=1000",
                {json_reply(200, events_reply(3, 0)), json_reply(200, events_reply(3, 1))}}}));

@@ -175,6 +175,9 @@ class MemoryStoreClient final : public Store {
   asio::awaitable<Result<std::unique_ptr<Watch>>> watch(WatchOptions o) override {
     return store_.watch(std::move(o));
   }
+  asio::awaitable<Result<StoreHealth>> members(std::chrono::milliseconds timeout) override {
+    return store_.members(timeout);
+  }
 
  private:
   MemoryStore& store_;
@@ -638,6 +641,21 @@ asio::awaitable<Result<LeaseStatus>> MemoryStore::time_to_live(LeaseId id, bool 
       std::chrono::duration_cast<std::chrono::seconds>(it->second.deadline - clock_.now());
   if (with_keys) status.keys.assign(it->second.keys.begin(), it->second.keys.end());
   co_return status;
+}
+
+asio::awaitable<Result<StoreHealth>> MemoryStore::members(std::chrono::milliseconds /*timeout*/) {
+  co_await yield();
+  StoreMember self;
+  self.id = 1;
+  self.name = "memory";
+  self.healthy = true;
+  self.leader = true;
+  self.raft_index = static_cast<std::uint64_t>(revision_);
+  StoreHealth health;
+  health.kind = "memory";
+  health.leader = self.id;
+  health.members.push_back(std::move(self));
+  co_return health;
 }
 
 asio::awaitable<Result<std::unique_ptr<Watch>>> MemoryStore::watch(WatchOptions options) {

@@ -63,6 +63,8 @@ class MemoryStore final : public Store {
   boost::asio::awaitable<Result<LeaseStatus>> time_to_live(LeaseId id,
                                                            bool with_keys = false) override;
   boost::asio::awaitable<Result<std::unique_ptr<Watch>>> watch(WatchOptions options) override;
+  // One member, this process: healthy and leader.
+  boost::asio::awaitable<Result<StoreHealth>> members(std::chrono::milliseconds timeout) override;
 
  private:
   friend class MemoryWatch;

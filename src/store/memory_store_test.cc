@@ -239,5 +239,23 @@ TEST(MemoryStoreTest, GrantedTtlIsAtLeastOneSecondAndIdsAreUnique) {
   });
 }
 
+TEST(MemoryStoreTest, MembersIsThisProcessHealthyAndLeader) {
+  asio::io_context io;
+  clusweb::testing::ManualClock clock;
+  auto store = must(MemoryStore::open(io.get_executor(), clock));
+  StoreHealth health;
+  run(io, [&]() -> asio::awaitable<void> {
+    must(co_await store->put(Put{"/k", "v"}));
+    health = must(co_await store->client()->members(1s));
+  });
+  EXPECT_EQ(health.kind, "memory");
+  ASSERT_EQ(health.members.size(), 1u);
+  EXPECT_TRUE(health.members[0].healthy);
+  EXPECT_TRUE(health.members[0].leader);
+  EXPECT_EQ(health.leader, health.members[0].id);
+  EXPECT_EQ(health.members[0].raft_index, 2u);
+  EXPECT_TRUE(health.unreachable.empty());
+}
+
 }  // namespace
 }  // namespace clusweb::store

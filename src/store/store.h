@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -176,6 +177,35 @@ struct LeaseStatus {
   std::vector<std::string> keys;  // filled when asked for
 };
 
+// One member of the store as seen from this client (`Store::members()`).
+struct StoreMember {
+  std::uint64_t id = 0;
+  std::string name;
+  std::vector<std::string> client_urls;
+  bool learner = false;
+  // The client endpoint it was asked through ("" when none of this client's
+  // endpoints reaches it: it was not asked).
+  std::string endpoint;
+  // It answered a status request in time.
+  bool healthy = false;
+  std::string error;  // why not, when it did not
+  bool leader = false;
+  std::string version;
+  std::int64_t db_size = 0;         // bytes of its backend file
+  std::int64_t db_size_in_use = 0;  // bytes of it in use (the rest compaction freed)
+  std::uint64_t raft_term = 0;
+  std::uint64_t raft_index = 0;
+  std::vector<std::string> alarms;  // errors the member reports (e.g. NOSPACE)
+};
+
+struct StoreHealth {
+  std::string kind;  // "etcd", "memory"
+  std::vector<StoreMember> members;
+  std::uint64_t leader = 0;  // member id; 0 when no member that answered knows one
+  // Endpoints of this client that answered nothing and match no listed member.
+  std::vector<std::pair<std::string, std::string>> unreachable;  // endpoint, error
+};
+
 struct WatchEvent {
   enum class Type { kPut, kDelete };
   Type type = Type::kPut;
@@ -245,6 +275,12 @@ class Store {
   // Starts a watch; returns once the store has registered it, so every
   // change committed after this returns is delivered.
   virtual boost::asio::awaitable<Result<std::unique_ptr<Watch>>> watch(WatchOptions options) = 0;
+
+  // The store's members, each asked for its status (at most `timeout` each,
+  // all at once): what an operator checks first when the cluster misbehaves.
+  // Fails only when no member list can be had at all.
+  virtual boost::asio::awaitable<Result<StoreHealth>> members(
+      std::chrono::milliseconds timeout) = 0;
 };
 
 // Shorthands.

@@ -18,9 +18,9 @@ import subprocess
 import time
 import unittest
 
-from harness import (BIN, WAIT_TIMEOUT, assert_holds, dedent, make_certificate, wait_for,
-                     write_file)
-from netns_cluster import NODES, TTL, NetnsCluster
+from harness import (BIN, WAIT_TIMEOUT, Timeout, assert_holds, dedent, make_certificate,
+                     wait_for, write_file)
+from netns_cluster import NODES, TTL, NetnsCluster, NetnsEtcd
 
 
 class NetnsClusterBase(unittest.TestCase):
@@ -38,6 +38,16 @@ class NetnsClusterBase(unittest.TestCase):
 
     def owner(self, via):
         return self.cluster.owner(via)
+
+    def wait_rejoin(self, node, via):
+        """Waits until `via` sees every node up again; on a timeout the failure carries
+        `node`'s log, which tells where its rejoin stopped."""
+        try:
+            wait_for(lambda: {n["name"] for n in self.agents[via].cluster()["nodes"] if n["up"]}
+                     == set(NODES), WAIT_TIMEOUT, node + " to rejoin")
+        except Timeout as timeout:
+            raise AssertionError("%s\n--- %s's log, last lines:\n%s"
+                                 % (timeout, node, self.agents[node].log()[-6000:])) from None
 
 
 class ClusterNetnsTest(NetnsClusterBase):
@@ -68,8 +78,7 @@ class ClusterNetnsTest(NetnsClusterBase):
         finally:
             os.kill(n1.proc.pid, signal.SIGCONT)
         # Woken past its deadline, n1 fences itself and joins again with a new lease.
-        wait_for(lambda: {n["name"] for n in self.agents[who].cluster()["nodes"] if n["up"]}
-                 == set(NODES), WAIT_TIMEOUT, "n1 to rejoin")
+        self.wait_rejoin("n1", via=who)
         # It must not put the address back: not now, not after its next renewals.
         assert_holds(lambda: not self.net.has_address("n1", self.vip), 1.5,
                      "n1 staying without the address")
@@ -86,8 +95,7 @@ class ClusterNetnsTest(NetnsClusterBase):
         self.assertFalse(self.net.has_address("n1", self.vip))
         self.assertEqual(self.monitor.doubles, [])
         self.net.heal("n1")
-        wait_for(lambda: {n["name"] for n in self.agents[who].cluster()["nodes"] if n["up"]}
-                 == set(NODES), WAIT_TIMEOUT, "n1 to rejoin")
+        self.wait_rejoin("n1", via=who)
         # No failback by default: the group stays where it went.
         assert_holds(lambda: self.owner(self.agents[who]) == who, 1.5, "the group staying on "
                      + who)
@@ -102,8 +110,7 @@ class ClusterNetnsTest(NetnsClusterBase):
         self.assertEqual(self.monitor.doubles, [])
         self.assertIn("fencing", self.agents["n1"].log())
         self.net.rejoin("n1")
-        wait_for(lambda: {n["name"] for n in self.agents[who].cluster()["nodes"] if n["up"]}
-                 == set(NODES), WAIT_TIMEOUT, "n1 to rejoin")
+        self.wait_rejoin("n1", via=who)
         assert_holds(lambda: self.owner(self.agents[who]) == who, 1.5, "the group staying on "
                      + who)
         self.assertEqual(self.ask(), who)
@@ -368,6 +375,11 @@ class EtcdLeaderLossTest(NetnsClusterBase):
         # Past the cluster's first elections: every member follows one leader.
         wait_for(self.etcd.settled, WAIT_TIMEOUT, "etcd to settle")
         leader = self.etcd.leader()
+        # The agents see the store as etcd does: every member healthy, the same leader.
+        store = self.agents["n2"].api("GET", "/v1/cluster?store=1")["store"]
+        self.assertEqual(sorted(m["name"] for m in store["members"] if m["healthy"]),
+                         NetnsEtcd.MEMBERS, store)
+        self.assertEqual(store["leader"], leader, store)
         self.etcd.kill(leader)
         # For a few seconds (several TTLs of renewals through the new leader) every request
         # is answered by n1, and nobody fenced.
@@ -376,6 +388,15 @@ class EtcdLeaderLossTest(NetnsClusterBase):
             self.assertEqual(self.ask(timeout=2.0), "n1")
             time.sleep(0.05)
         self.assertNotEqual(self.etcd.leader(), None)
+        # `cluster status` shows the lost member and the new leader.
+        status = lambda: subprocess.run([BIN, "cluster", "status", "--run-dir",
+                                         self.agents["n2"].run_dir], capture_output=True,
+                                        text=True, check=True).stdout
+        wait_for(lambda: "STORE etcd: 2 of 3 members healthy, leader %s\n" % self.etcd.leader()
+                 in status(), WAIT_TIMEOUT, "cluster status to show the store without " + leader)
+        shown = status()
+        self.assertRegex(shown, r"\n%s +10\.\d+\.0\.\d+:2379 +unhealthy +" % leader)
+        self.assertRegex(shown, r"\n%s: etcd status failed on " % leader)
         for agent in self.agents.values():
             self.assertNotIn("fencing:", agent.log(), agent.node)
         self.assertEqual(self.owner(self.agents["n2"]), "n1")

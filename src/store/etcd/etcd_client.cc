@@ -91,9 +91,12 @@ Result<std::shared_ptr<grpc::ChannelCredentials>> make_credentials(const EtcdOpt
 
 grpc::ChannelArguments channel_arguments() {
   grpc::ChannelArguments args;
-  // Pings find a silently dead member under a long-lived watch. etcd refuses
-  // pings more often than every 5 s and pings on a connection without calls.
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10'000);
+  // Pings find a silently dead member under a long-lived watch, and a
+  // connection that a partition left hanging: within 9 s of the last byte
+  // received it is closed and made again, rather than when TCP's backed-off
+  // retransmissions next get through. etcd refuses pings more often than
+  // every 5 s (--grpc-keepalive-min-time) and pings on a connection without calls.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 6'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 3'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
@@ -135,14 +138,20 @@ EtcdClient::EtcdClient(boost::asio::any_io_executor executor, EtcdOptions option
     endpoint.watch = pb::Watch::NewStub(endpoint.channel);
     endpoint.lease = pb::Lease::NewStub(endpoint.channel);
     endpoint.auth = pb::Auth::NewStub(endpoint.channel);
+    endpoint.maintenance = pb::Maintenance::NewStub(endpoint.channel);
+    endpoint.cluster = pb::Cluster::NewStub(endpoint.channel);
     endpoints_.push_back(std::move(endpoint));
   }
 }
 
-void EtcdClient::prepare(grpc::ClientContext& context, bool deadline) const {
-  if (deadline) context.set_deadline(std::chrono::system_clock::now() + options_.call_timeout);
+void EtcdClient::prepare(grpc::ClientContext& context, bool deadline,
+                         const AttemptOptions& how) const {
+  if (deadline) {
+    context.set_deadline(std::chrono::system_clock::now() +
+                         how.timeout.value_or(options_.call_timeout));
+  }
   // A member without a leader refuses at once instead of waiting for one.
-  context.AddMetadata("hasleader", "true");
+  if (how.require_leader) context.AddMetadata("hasleader", "true");
   if (!token_.empty()) context.AddMetadata("token", token_);
 }
 

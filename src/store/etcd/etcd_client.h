@@ -9,6 +9,7 @@
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,6 +37,17 @@ struct Endpoint {
   std::unique_ptr<pb::Watch::Stub> watch;
   std::unique_ptr<pb::Lease::Stub> lease;
   std::unique_ptr<pb::Auth::Stub> auth;
+  std::unique_ptr<pb::Maintenance::Stub> maintenance;
+  std::unique_ptr<pb::Cluster::Stub> cluster;
+};
+
+// How one attempt is made.
+struct AttemptOptions {
+  // Instead of EtcdOptions::call_timeout.
+  std::optional<std::chrono::milliseconds> timeout;
+  // Sends "hasleader": a member without a leader refuses at once. Off only
+  // for questions a leaderless member can answer (its status).
+  bool require_leader = true;
 };
 
 // One attempt's outcome on one endpoint.
@@ -75,7 +87,7 @@ class EtcdClient : public std::enable_shared_from_this<EtcdClient> {
   std::uint64_t calls_made() const { return calls_made_.load(std::memory_order_relaxed); }
 
   // Deadline (when `deadline`) and metadata (hasleader, the auth token) of an attempt.
-  void prepare(grpc::ClientContext& context, bool deadline) const;
+  void prepare(grpc::ClientContext& context, bool deadline, const AttemptOptions& how = {}) const;
 
   // With credentials configured and no token held, authenticates on endpoint
   // `index`; the error when that fails.
@@ -101,6 +113,13 @@ class EtcdClient : public std::enable_shared_from_this<EtcdClient> {
                                                  Request request, Start start,
                                                  bool* maybe_applied = nullptr);
 
+  // A unary call on endpoint `index` alone, made once: for a question to one
+  // member (its status). The error names the endpoint.
+  template <class Response, class Request, class Start>
+  boost::asio::awaitable<Result<Response>> unary_on(std::size_t index, std::string_view method,
+                                                    Request request, Start start,
+                                                    AttemptOptions how);
+
   // LeaseKeepAlive for one lease, on its own stream.
   boost::asio::awaitable<Result<pb::LeaseKeepAliveResponse>> keepalive(LeaseId id);
 
@@ -108,7 +127,7 @@ class EtcdClient : public std::enable_shared_from_this<EtcdClient> {
   template <class Response, class Request, class Start>
   boost::asio::awaitable<Attempted<Response>> attempt_unary(std::size_t index,
                                                             std::shared_ptr<const Request> request,
-                                                            Start start);
+                                                            Start start, AttemptOptions how = {});
   boost::asio::awaitable<Attempted<pb::LeaseKeepAliveResponse>> attempt_keepalive(std::size_t index,
                                                                                   LeaseId id);
   Error closed_error(std::string_view method) const;
@@ -125,11 +144,11 @@ class EtcdClient : public std::enable_shared_from_this<EtcdClient> {
 
 template <class Response, class Request, class Start>
 boost::asio::awaitable<Attempted<Response>> EtcdClient::attempt_unary(
-    std::size_t index, std::shared_ptr<const Request> request, Start start) {
+    std::size_t index, std::shared_ptr<const Request> request, Start start, AttemptOptions how) {
   using State = UnaryCall<Request, Response>;
   auto call = std::make_shared<State>();
   call->request = std::move(request);
-  prepare(call->context, true);
+  prepare(call->context, true, how);
   Endpoint& target = endpoints_[index];
   // Named, not a temporary in the co_await expression: GCC 12 destroys such a
   // closure twice (see store.h).
@@ -206,6 +225,23 @@ boost::asio::awaitable<Result<Response>> EtcdClient::unary(std::string_view meth
     return attempt_unary<Response, Request>(index, shared, start);
   };
   co_return co_await call<Response>(method, retry, std::move(attempt), maybe_applied);
+}
+
+template <class Response, class Request, class Start>
+boost::asio::awaitable<Result<Response>> EtcdClient::unary_on(std::size_t index,
+                                                              std::string_view method,
+                                                              Request request, Start start,
+                                                              AttemptOptions how) {
+  auto self = shared_from_this();
+  if (!options_status_) co_return options_status_.error();
+  if (closed()) co_return closed_error(method);
+  if (auto refused = co_await ensure_token(index)) co_return std::move(refused->error);
+  count_call();
+  auto shared = std::make_shared<const Request>(std::move(request));
+  Attempted<Response> result = co_await attempt_unary<Response, Request>(index, shared, start, how);
+  if (closed()) co_return closed_error(method);
+  if (result.status.ok()) co_return std::move(result.response);
+  co_return failure(method, index, result.status, Retry::kSafe).error;
 }
 
 }  // namespace clusweb::store::etcd

@@ -280,5 +280,75 @@ TEST_F(EtcdClusterTest, QuorumLossFailsFastAndRecovers) {
       answers[Code::kUnavailable], answers[Code::kUnknownOutcome], ms(recovered));
 }
 
+// The member of `health` named `name`, or null.
+const StoreMember* named(const StoreHealth& health, const std::string& name) {
+  for (const StoreMember& member : health.members) {
+    if (member.name == name) return &member;
+  }
+  return nullptr;
+}
+
+TEST_F(EtcdClusterTest, MembersShowsEachMembersHealthAndTheLeader) {
+  auto leader = cluster_->leader();
+  ASSERT_TRUE(leader) << leader.error().describe();
+  auto store = connect(0);
+  auto health = run_until_done(io_, store->members(1s));
+  ASSERT_TRUE(health) << health.error().describe();
+  EXPECT_EQ(health->kind, "etcd");
+  ASSERT_EQ(health->members.size(), 3u);
+  EXPECT_TRUE(health->unreachable.empty());
+  for (std::size_t i = 0; i < 3; ++i) {
+    const StoreMember* member = named(*health, fmt::format("m{}", i));
+    ASSERT_NE(member, nullptr) << "m" << i;
+    EXPECT_EQ(member->endpoint, cluster_->endpoint(i));
+    EXPECT_TRUE(member->healthy) << member->error;
+    EXPECT_EQ(member->leader, i == *leader) << "m" << i;
+    EXPECT_FALSE(member->version.empty());
+    EXPECT_GT(member->db_size, 0);
+    EXPECT_GT(member->raft_term, 0u);
+    EXPECT_TRUE(member->alarms.empty());
+  }
+  EXPECT_EQ(health->leader, named(*health, fmt::format("m{}", *leader))->id);
+
+  // A member killed: it shows as unhealthy and says why; the others still answer and agree on
+  // the leader, within the time each was given.
+  const std::size_t victim = (*leader + 1) % 3;
+  cluster_->kill(victim);
+  const auto asked = Clock::now();
+  health = run_until_done(io_, store->members(500ms));
+  EXPECT_LT(Clock::now() - asked, 1500ms);
+  ASSERT_TRUE(health) << health.error().describe();
+  ASSERT_EQ(health->members.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    const StoreMember* member = named(*health, fmt::format("m{}", i));
+    ASSERT_NE(member, nullptr) << "m" << i;
+    EXPECT_EQ(member->endpoint, cluster_->endpoint(i));
+    EXPECT_EQ(member->healthy, i != victim) << "m" << i << ": " << member->error;
+    EXPECT_EQ(member->error.empty(), i != victim) << "m" << i << ": " << member->error;
+    EXPECT_EQ(member->leader, i == *leader) << "m" << i;
+  }
+}
+
+TEST_F(EtcdClusterTest, MembersBeyondTheClientsEndpointsAreListedButNotAsked) {
+  EtcdOptions options;
+  options.endpoints = {cluster_->endpoint(0)};
+  options.call_timeout = kCallTimeout;
+  auto store = EtcdStore::create(io_.get_executor(), options);
+  ASSERT_TRUE(store);
+  auto health = run_until_done(io_, (*store)->members(1s));
+  ASSERT_TRUE(health) << health.error().describe();
+  ASSERT_EQ(health->members.size(), 3u);
+  EXPECT_TRUE(named(*health, "m0")->healthy);
+  for (const char* name : {"m1", "m2"}) {
+    const StoreMember* member = named(*health, name);
+    ASSERT_NE(member, nullptr) << name;
+    EXPECT_FALSE(member->healthy);
+    EXPECT_EQ(member->endpoint, "");
+    EXPECT_EQ(member->error, "not among this node's etcd endpoints");
+    EXPECT_EQ(member->client_urls.size(), 1u);
+  }
+  EXPECT_NE(health->leader, 0u);
+}
+
 }  // namespace
 }  // namespace clusweb::store

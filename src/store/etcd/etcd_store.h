@@ -101,6 +101,8 @@ class EtcdStore final : public Store {
                                                            bool with_keys = false) override;
 
   boost::asio::awaitable<Result<std::unique_ptr<Watch>>> watch(WatchOptions options) override;
+  // Every endpoint asked for its status at once, the member list from one that answered.
+  boost::asio::awaitable<Result<StoreHealth>> members(std::chrono::milliseconds timeout) override;
 
   // gRPC calls started so far: unary calls, authentications, and streams
   // (a keepalive is one request on its own LeaseKeepAlive stream; a watch

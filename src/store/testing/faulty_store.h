@@ -59,6 +59,10 @@ class FaultyStore final : public Store {
   boost::asio::awaitable<Result<std::unique_ptr<Watch>>> watch(WatchOptions options) override {
     return inner_.watch(std::move(options));
   }
+  boost::asio::awaitable<Result<StoreHealth>> members(std::chrono::milliseconds timeout) override {
+    if (auto fault = take()) co_return *fault;
+    co_return co_await inner_.members(timeout);
+  }
 
  private:
   struct Fault {
