@@ -29,6 +29,7 @@
 #include "config/manifest_loader.h"
 #include "config/shared_config.h"
 #include "config/web_config_json.h"
+#include "resources/ocf_policy.h"
 #include "resources/registry.h"
 #include "store/etcd/etcd_store.h"
 #include "store/memory_store.h"
@@ -81,7 +82,12 @@ struct UpManifests {
 
 Result<UpManifests> load_up_manifests(const std::vector<std::string>& paths) {
   UpManifests up;
-  auto groups = config::load_group_manifest_files(paths);
+  config::GroupLoadOptions options;
+  options.policy_defaults = [](const cluster::ResourceSpec& resource) {
+    return resources::starting_policy(
+        resource, [](const std::string& why) { logger("agent")->warn("{}", why); });
+  };
+  auto groups = config::load_group_manifest_files(paths, options);
   if (!groups.ok()) return make_error("{}", groups.error().describe());
   up.groups = std::move(groups->groups);
   auto web = config::load_web_config_files(paths);

@@ -25,6 +25,7 @@
 #include "config/group_manifest.h"
 #include "config/manifest_loader.h"
 #include "config/web_config_json.h"
+#include "resources/ocf_policy.h"
 
 namespace clusweb::cli {
 namespace {
@@ -487,7 +488,7 @@ int resource_edit(const ClusterCommand& command, AdminClient& client, std::ostre
                             command.group, group.error().message));
     return kExitRefused;
   }
-  if (Status edited = edit_group(command, *group); !edited.ok()) {
+  if (Status edited = edit_group(command, *group, policy_defaults(err)); !edited.ok()) {
     report(err, edited.error().describe());
     return kExitRefused;
   }
@@ -652,7 +653,9 @@ int follow_events(const ClusterCommand& command, AdminClient& client, std::ostre
 // The body of POST /v1/apply from the command's files; kExitOk, or the exit code after
 // reporting why nothing is sent. `web_only`: the sites and pools alone (config diff).
 int apply_body(const ClusterCommand& command, bool web_only, Json& body, std::ostream& err) {
-  auto loaded = config::load_group_manifest_files(command.files);
+  config::GroupLoadOptions options;
+  options.policy_defaults = policy_defaults(err);
+  auto loaded = config::load_group_manifest_files(command.files, options);
   if (!loaded.ok()) {
     err << loaded.error().describe() << '\n';
     report(err, "nothing was applied");
@@ -1485,7 +1488,15 @@ int run_cluster_command(const ClusterCommand& command, AdminClient& client, std:
   return kExitRefused;
 }
 
-Status edit_group(const ClusterCommand& command, cluster::GroupSpec& group) {
+config::PolicyDefaults policy_defaults(std::ostream& err) {
+  return [&err](const cluster::ResourceSpec& resource) {
+    return resources::starting_policy(
+        resource, [&err](const std::string& why) { report(err, "warning: " + why); });
+  };
+}
+
+Status edit_group(const ClusterCommand& command, cluster::GroupSpec& group,
+                  const config::PolicyDefaults& defaults) {
   using Kind = ClusterCommand::Kind;
   cluster::ResourceSpec* resource = find_resource(group, command.resource);
   if (command.kind == Kind::kResourceAdd) {
@@ -1511,6 +1522,8 @@ Status edit_group(const ClusterCommand& command, cluster::GroupSpec& group) {
           return make_error("resource \"{}\" has no parameter \"{}\"", resource->name, name);
         }
       }
+      // A new resource starts from its type's policy; --policy settings win.
+      if (command.kind == Kind::kResourceAdd && defaults) resource->policy = defaults(*resource);
       for (const auto& [field, value] : command.policy) {
         if (Status set = config::set_policy_field(resource->policy, field, value); !set.ok()) {
           return make_error("policy field {}: {}", field, set.error().message);

@@ -20,6 +20,7 @@
 #include "base/result.h"
 #include "cli/command_support.h"  // also declares CLI::App and AdminClient
 #include "cluster/model.h"
+#include "config/group_manifest.h"
 
 namespace clusweb::cli {
 
@@ -150,8 +151,14 @@ int run_cluster_command(const ClusterCommand& command, AdminClient& client, std:
 // The spec change of a resource command (add, set, remove, depend) applied to `group`. Fails,
 // leaving `group` in an unspecified state, when the change does not fit the group (unknown or
 // existing resource, a dependency on a missing resource, a resource others depend on) or the
-// result fails cluster::validate().
-Status edit_group(const ClusterCommand& command, cluster::GroupSpec& group);
+// result fails cluster::validate(). A resource it adds starts from `defaults`' policy (when
+// given), then takes the command's --policy settings.
+Status edit_group(const ClusterCommand& command, cluster::GroupSpec& group,
+                  const config::PolicyDefaults& defaults = {});
+
+// The policy a resource this command brings in starts from: resources::starting_policy, with
+// a warning on `err` when an ocf agent's meta-data cannot be read on this machine.
+config::PolicyDefaults policy_defaults(std::ostream& err);
 
 // Command-line syntax of dependencies: each term is one AND term, its alternatives separated
 // by '|'; "vip", "disk-a|disk-b" -> {{"vip"}, {"disk-a", "disk-b"}}. Terms may also hold

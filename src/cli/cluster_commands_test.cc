@@ -2,8 +2,10 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -324,6 +326,45 @@ ClusterCommand resource_command(Kind kind, std::string resource) {
   command.group = "web";
   command.resource = std::move(resource);
   return command;
+}
+
+TEST(EditGroupTest, AnAddedOcfResourceStartsFromItsAgentsMetaDataAndPolicyWins) {
+  const std::filesystem::path root =
+      std::filesystem::temp_directory_path() / ("clusweb-cli-ocf-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(root / "resource.d" / "t");
+  const std::filesystem::path agent = root / "resource.d" / "t" / "quick";
+  std::ofstream(agent) << R"(#!/bin/sh
+cat <<'END'
+<resource-agent name="quick"><actions>
+<action name="start" timeout="3s"/><action name="stop" timeout="4s"/>
+<action name="monitor" timeout="2s" interval="7s"/>
+</actions></resource-agent>
+END
+)";
+  std::filesystem::permissions(agent, std::filesystem::perms::owner_all);
+  cluster::GroupSpec group = web_group();
+  ClusterCommand command = resource_command(Kind::kResourceAdd, "disk");
+  command.type = "ocf";
+  command.parameters = {{"agent", "t:quick"}, {"ocfRoot", root.string()}};
+  command.policy = {{"probeTimeout", "9s"}};
+  std::ostringstream err;
+
+  ASSERT_TRUE(edit_group(command, group, policy_defaults(err)).ok());
+
+  const cluster::ResourceSpec& disk = group.resources.back();
+  EXPECT_EQ(disk.policy.pending_timeout, cluster::Milliseconds(4000));  // the agent's stop
+  EXPECT_EQ(disk.policy.looks_alive_interval, cluster::Milliseconds(7000));
+  EXPECT_EQ(disk.policy.probe_timeout, cluster::Milliseconds(9000));  // --policy
+  EXPECT_EQ(err.str(), "");
+
+  // Without the agent here: the built-in defaults, and a warning that says so.
+  command.resource = "other";
+  command.parameters["agent"] = "t:absent";
+  ASSERT_TRUE(edit_group(command, group, policy_defaults(err)).ok());
+  EXPECT_EQ(group.resources.back().policy.pending_timeout,
+            cluster::ResourcePolicy().pending_timeout);
+  EXPECT_THAT(err.str(), HasSubstr("clusweb: warning: resource other: ocf agent "));
+  std::filesystem::remove_all(root);
 }
 
 TEST(EditGroupTest, AddAppendsAResourceWithItsSettings) {

@@ -104,7 +104,11 @@ std::string with_article(std::string_view type) {
 
 class GroupReader : public manifest::Reader {
  public:
-  using Reader::Reader;
+  GroupReader(std::string file, Problems& problems, const GroupLoadOptions& options)
+      : Reader(std::move(file), problems), problems_(problems), options_(options) {}
+
+  std::size_t problem_count() const { return problems_.count(); }
+  const PolicyDefaults& policy_defaults() const { return options_.policy_defaults; }
 
   // A cluster name (group, resource, node): cluster::check_name's rule.
   std::optional<std::string> name_value(const Field& field, std::string_view kind) {
@@ -198,6 +202,10 @@ class GroupReader : public manifest::Reader {
     if (!listed || !ok) return std::nullopt;
     return names;
   }
+
+ private:
+  Problems& problems_;
+  const GroupLoadOptions& options_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -319,6 +327,8 @@ void check_type(GroupReader& reader, const ReadResource& resource) {
 }
 
 ReadResource read_resource(GroupReader& reader, const Field& item) {
+  const std::size_t problems_before = reader.problem_count();
+  std::optional<Field> policy_field;
   ReadResource resource;
   resource.where = item.where;
   resource.path = item.path;
@@ -347,10 +357,16 @@ ReadResource read_resource(GroupReader& reader, const Field& item) {
                         resource.spec.possible_owners = std::move(*nodes);
                       }
                     } else if (name == "policy") {
-                      read_policy(reader, field, resource.spec.policy);
+                      policy_field = field;
                     }
                   });
   check_type(reader, resource);
+  // The policy starts from the type's defaults (known once type and parameters are read,
+  // wherever the manifest writes them), and the manifest's settings win.
+  if (reader.policy_defaults() && reader.problem_count() == problems_before) {
+    resource.spec.policy = reader.policy_defaults()(resource.spec);
+  }
+  if (policy_field) read_policy(reader, *policy_field, resource.spec.policy);
   return resource;
 }
 
@@ -429,10 +445,11 @@ GroupSpec read_group(GroupReader& reader, const Field& document) {
 
 class GroupsBuilder {
  public:
-  explicit GroupsBuilder(Problems& problems) : problems_(problems) {}
+  GroupsBuilder(Problems& problems, const GroupLoadOptions& options)
+      : problems_(problems), options_(options) {}
 
   void add_manifest(const ManifestText& manifest) {
-    GroupReader reader(manifest.path, problems_);
+    GroupReader reader(manifest.path, problems_, options_);
     manifest::read_documents(manifest, problems_,
                              [&](const YAML::Node& document) { add_document(reader, document); });
   }
@@ -476,6 +493,7 @@ class GroupsBuilder {
   }
 
   Problems& problems_;
+  const GroupLoadOptions& options_;
   GroupManifests result_;
   std::map<std::string, SourceLocation> where_;
 };
@@ -566,18 +584,20 @@ Status set_policy_field(ResourcePolicy& policy, std::string_view field, std::str
   return ok_status();
 }
 
-Result<GroupManifests> load_group_manifests(const std::vector<ManifestText>& manifests) {
+Result<GroupManifests> load_group_manifests(const std::vector<ManifestText>& manifests,
+                                            const GroupLoadOptions& options) {
   Problems problems(manifests);
-  GroupsBuilder builder(problems);
+  GroupsBuilder builder(problems, options);
   for (const ManifestText& manifest : manifests) builder.add_manifest(manifest);
   if (problems.count() > 0) return problems.to_error();
   return std::move(builder.result());
 }
 
-Result<GroupManifests> load_group_manifest_files(const std::vector<std::string>& paths) {
+Result<GroupManifests> load_group_manifest_files(const std::vector<std::string>& paths,
+                                                 const GroupLoadOptions& options) {
   auto manifests = read_manifests(paths);
   if (!manifests.ok()) return manifests.error();
-  return load_group_manifests(*manifests);
+  return load_group_manifests(*manifests, options);
 }
 
 }  // namespace clusweb::config

@@ -5,6 +5,7 @@
 // those of the group's JSON in the store (cluster::encode(GroupSpec)). All functions are pure
 // apart from the file reads of load_group_manifest_files, and safe to call from any thread.
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +30,16 @@ struct GroupManifests {
   std::vector<WebDocument> web_documents;  // in file and document order
 };
 
+// Where each resource's policy starts before its `policy` field is applied: a caller that
+// knows better than the built-in defaults (the ocf type's agent meta-data,
+// resources::starting_policy) says so here. Called once per resource whose type and
+// parameters passed their checks.
+using PolicyDefaults = std::function<cluster::ResourcePolicy(const cluster::ResourceSpec&)>;
+
+struct GroupLoadOptions {
+  PolicyDefaults policy_defaults;  // empty: the built-in defaults
+};
+
 // Parses the Group documents of a set of manifests; documents of the web kinds are listed in
 // `web_documents` and not checked. Each group is checked field by field and then with
 // cluster::validate(); group names must be unique across all manifests. On failure the
@@ -36,10 +47,12 @@ struct GroupManifests {
 // starting with its location, like load_web_config's:
 //   groups.yaml:14: Group "web": field "resources[1].dependsOn[0]": no resource named "vpi" ...
 // and its `where` is the location of the first problem.
-Result<GroupManifests> load_group_manifests(const std::vector<ManifestText>& manifests);
+Result<GroupManifests> load_group_manifests(const std::vector<ManifestText>& manifests,
+                                            const GroupLoadOptions& options = {});
 
 // read_manifests + load_group_manifests.
-Result<GroupManifests> load_group_manifest_files(const std::vector<std::string>& paths);
+Result<GroupManifests> load_group_manifest_files(const std::vector<std::string>& paths,
+                                                 const GroupLoadOptions& options = {});
 
 // What the loader checks of a resource's type and parameters: the type is one it knows (ip,
 // script, website); required parameters are present (ip: address and interface; script:

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +23,7 @@ using cluster::RestartAction;
 using clusweb::config::testing::line_of;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::Not;
 
 Result<GroupManifests> load(std::string_view yaml, std::string path = "groups.yaml") {
@@ -131,6 +133,56 @@ TEST(GroupManifestTest, AppliesTheModelsDefaults) {
   expected_one.name = "one";
   expected_one.resources.push_back({"s", "script", {{"path", "/bin/true"}}, {}, {}, {}});
   EXPECT_EQ(cluster::encode(loaded->groups[1]), cluster::encode(expected_one));
+}
+
+TEST(GroupManifestTest, PolicyStartsFromTheTypesDefaultsAndTheManifestWins) {
+  // The policy comes after the type here: the defaults are asked for once the whole resource
+  // is read, and only for a resource whose type and parameters passed.
+  const std::string yaml = R"(kind: Group
+name: db
+resources:
+  - name: disk
+    policy: {probeTimeout: 9s}
+    type: ocf
+    parameters: {agent: heartbeat:Filesystem}
+  - name: notes
+    type: script
+    parameters: {path: /usr/local/bin/notes}
+)";
+  std::vector<std::string> asked;
+  GroupLoadOptions options;
+  options.policy_defaults = [&](const cluster::ResourceSpec& resource) {
+    asked.push_back(resource.name + " " + resource.type + " " +
+                    resource.parameters.begin()->second);
+    cluster::ResourcePolicy policy;
+    if (resource.type == "ocf") {
+      policy.pending_timeout = std::chrono::seconds(60);
+      policy.probe_timeout = std::chrono::seconds(40);
+    }
+    return policy;
+  };
+  auto loaded = load_group_manifests({ManifestText{"groups.yaml", yaml}}, options);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().describe();
+  EXPECT_THAT(asked,
+              ElementsAre("disk ocf heartbeat:Filesystem", "notes script /usr/local/bin/notes"));
+  const cluster::ResourcePolicy& disk = loaded->groups[0].resources[0].policy;
+  EXPECT_EQ(disk.pending_timeout, std::chrono::seconds(60));  // the type's
+  EXPECT_EQ(disk.probe_timeout, std::chrono::seconds(9));     // the manifest's
+  EXPECT_EQ(loaded->groups[0].resources[1].policy.pending_timeout,
+            cluster::ResourcePolicy().pending_timeout);
+
+  // A resource with a problem is not asked about.
+  asked.clear();
+  auto bad = load_group_manifests({ManifestText{"groups.yaml", R"(kind: Group
+name: db
+resources:
+  - name: disk
+    type: ocf
+    parameters: {}
+)"}},
+                                  options);
+  EXPECT_FALSE(bad.ok());
+  EXPECT_THAT(asked, IsEmpty());
 }
 
 TEST(GroupManifestTest, MatchesTheStoresJsonForm) {

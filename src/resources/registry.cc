@@ -4,6 +4,7 @@
 
 #include "resources/ip_resource.h"
 #include "resources/mount_resource.h"
+#include "resources/ocf_policy.h"
 #include "resources/ocf_resource.h"
 #include "resources/website_resource.h"
 
@@ -28,13 +29,7 @@ Result<std::unique_ptr<Resource>> make_resource(const std::string& type,
   }
   if (type == "ocf") {
     if (deps.reaper == nullptr) return make_error("resource type ocf needs a child reaper");
-    const auto agent = deps.parameters.find(std::string(OcfResource::kAgentParameter));
-    if (agent == deps.parameters.end() || agent->second.empty()) {
-      return make_error("resource type ocf needs parameter agent (provider:type)");
-    }
-    const auto root = deps.parameters.find(std::string(OcfResource::kRootParameter));
-    Result<OcfAgent> parsed = parse_ocf_agent(
-        agent->second, root == deps.parameters.end() ? kDefaultOcfRoot : root->second);
+    Result<OcfAgent> parsed = ocf_agent_of(deps.parameters);
     if (!parsed.ok()) return parsed.error();
     return std::unique_ptr<Resource>(std::make_unique<OcfResource>(
         std::move(*parsed), deps.parameters, *deps.reaper, std::move(executor), deps.log_sink));

@@ -50,14 +50,17 @@ AGENT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RECORDER = dedent("""\
     #!/bin/sh
     # clustest:recorder, an OCF 1.1 agent for the system tests. State and orders are files
-    # in $OCF_RESKEY_dir; every call records its OCF_*/HA_* environment there.
+    # in $OCF_RESKEY_dir; every call but meta-data (which gets no instance parameters, so no
+    # dir) records its OCF_*/HA_* environment there.
     dir="$OCF_RESKEY_dir"
     node="$OCF_RESKEY_CRM_meta_on_node"
     action="$1"
     tag="$action${OCF_CHECK_LEVEL:+.$OCF_CHECK_LEVEL}"
-    env | grep -E '^(OCF_|HA_)' | sort > "$dir/env.$node.$tag.tmp"
-    mv "$dir/env.$node.$tag.tmp" "$dir/env.$node.$tag"
-    echo "$tag $node" >> "$dir/journal"
+    if [ "$action" != meta-data ]; then
+      env | grep -E '^(OCF_|HA_)' | sort > "$dir/env.$node.$tag.tmp"
+      mv "$dir/env.$node.$tag.tmp" "$dir/env.$node.$tag"
+      echo "$tag $node" >> "$dir/journal"
+    fi
     running="$dir/running.$node"
     case "$action" in
       meta-data)
@@ -278,6 +281,35 @@ class OcfErrorClassesTest(LoopbackClusterTest):
         done = self.cli(n2, "group", "online", "fatal")
         self.assertEqual(done.returncode, 0, done.stderr)
         self.wait_online(n3, "fatal")
+
+    def test_apply_takes_the_agents_timeouts_unless_the_manifest_sets_them(self):
+        n1, = self.start_agents("n1")
+        manifest = write_file(os.path.join(self.dir, "groups.yaml"), dedent("""\
+            kind: Group
+            name: adv
+            resources:
+              - name: rec
+                type: ocf
+                parameters: {agent: "clustest:recorder", ocfRoot: %s, dir: %s}
+                policy: {probeTimeout: 9s}
+              - name: elsewhere
+                type: ocf
+                parameters: {agent: "clustest:absent", ocfRoot: %s}
+            """ % (self.ocf_root, self.state, self.ocf_root)))
+        done = self.cli(n1, "apply", "-f", manifest)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        # The agent missing on this machine keeps the built-in values, and the command says so.
+        self.assertIn("warning: resource elsewhere: ocf agent %s/resource.d/clustest/absent"
+                      % self.ocf_root, done.stderr)
+        resources = n1.api("GET", "/v1/groups/adv")["spec"]["resources"]
+        rec, elsewhere = resources[0]["policy"], resources[1]["policy"]
+        # The recorder advertises start and stop 20 s, validate-all and meta-data 5 s each,
+        # monitor 20 s every 10 s; the first Online runs meta-data, validate-all and start.
+        self.assertEqual((rec["pendingTimeout"], rec["looksAliveInterval"],
+                          rec["isAliveInterval"], rec["probeTimeout"]),
+                         ("30s", "10s", "10s", "9s"))
+        self.assertEqual((elsewhere["pendingTimeout"], elsewhere["looksAliveInterval"]),
+                         ("3m", "1s"))
 
     def test_every_call_gets_the_ocf_1_1_environment(self):
         n1, n2 = self.start_agents("n1", "n2")
