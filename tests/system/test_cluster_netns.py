@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import unittest
 
@@ -363,6 +364,106 @@ class SharedConfigTest(NetnsClusterBase):
                  and not self.nodes()["n2"]["problem"], WAIT_TIMEOUT,
                  "n2 reporting revision %d" % first)
         self.assertEqual(self.page("n2"), "rev1")
+
+
+class Prober(threading.Thread):
+    """Opens a new connection to http://ADDRESS:8080/ over and over from the client namespace
+    and records (time it was sent, whether it was answered) of each request."""
+
+    def __init__(self, net, address):
+        super().__init__(daemon=True)
+        self.net, self.address = net, address
+        self.results = []
+        self.stopping = False
+
+    def run(self):
+        while not self.stopping:
+            sent = time.monotonic()
+            done = self.net.run("client", ["curl", "-sf", "-m", "1", "-o", "/dev/null",
+                                           "http://%s:8080/" % self.address], check=False)
+            self.results.append((sent, done.returncode == 0))
+
+    def stop(self):
+        self.stopping = True
+        self.join(5)
+
+    def failures_since(self, moment):
+        return [sent for sent, ok in self.results if sent >= moment and not ok]
+
+
+class DrainNetnsTest(NetnsClusterBase):
+    def test_a_drained_node_hands_each_group_over_and_new_connections_succeed_after_each_move(
+            self):
+        # A second group, "blog", on its own address: its site comes from the shared
+        # configuration, its content from one folder every node reads.
+        blog = os.path.join(self.cluster.dir, "blog")
+        write_file(os.path.join(blog, "index.html"), "blog\n")
+        os.chmod(blog, 0o755)
+        blog_vip = self.net.address(51)
+        manifest = write_file(os.path.join(self.cluster.dir, "blog.yaml"), dedent("""\
+            kind: Site
+            name: blog
+            physicalPath: %s
+            bindings: [http://%s:8080]
+            ---
+            kind: Group
+            name: blog
+            preferredOwners: [n1, n2, n3]
+            resources:
+              - {name: vip, type: ip, parameters: {address: %s/24, interface: eth0}}
+              - {name: site, type: website, parameters: {site: blog}, dependsOn: [vip]}
+            """ % (blog, blog_vip, blog_vip)))
+        n1 = self.agents["n1"]
+        done = subprocess.run([BIN, "apply", "-f", manifest, "--run-dir", n1.run_dir],
+                              capture_output=True, text=True, check=False)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        wait_for(lambda: self.owner(n1) == "n1" and n1.group("blog")["state"] == "Online"
+                 and n1.group("blog")["owner"] == "n1", WAIT_TIMEOUT, "blog Online on n1")
+        probers = {"shop": Prober(self.net, self.vip), "blog": Prober(self.net, blog_vip)}
+        for prober in probers.values():
+            prober.start()
+        self.addCleanup(lambda: [prober.stop() for prober in probers.values()])
+        wait_for(lambda: all(p.results and p.results[-1][1] for p in probers.values()),
+                 WAIT_TIMEOUT, "both sites answering the client")
+
+        # The drain prints a line per group once it is Online elsewhere; each line's time is
+        # when that group's move was over.
+        moved = {}
+        with subprocess.Popen([BIN, "node", "drain", "n1", "--timeout", "60s", "--run-dir",
+                               n1.run_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) as drain:
+            for line in drain.stdout:
+                for group in probers:
+                    if line.startswith('group "%s": Online on ' % group):
+                        moved[group] = time.monotonic()
+            self.assertEqual(drain.wait(60), 0, drain.stderr.read())
+        self.assertEqual(set(moved), set(probers))
+        # Some requests sent after each move, for the check below.
+        wait_for(lambda: all(len([1 for sent, _ in p.results if sent > moved[g]]) >= 10
+                             for g, p in probers.items()),
+                 WAIT_TIMEOUT, "requests after the moves")
+        for prober in probers.values():
+            prober.stop()
+
+        for group, prober in probers.items():
+            self.assertEqual(prober.failures_since(moved[group]), [],
+                             "%s: requests failed after its move" % group)
+            self.assertTrue(any(ok for sent, ok in prober.results if sent > moved[group]))
+            owner = n1.group(group)["owner"]
+            self.assertIn(owner, ("n2", "n3"))
+            # Gracefully: offline on n1, released, online elsewhere; no lease ran out.
+            events = [e for e in n1.api("GET", "/v1/events?after=0&limit=1000")["events"]
+                      if e.get("group") == group]
+            self.assertIn(("n1", "released"), [(e["node"], e["what"]) for e in events])
+            acquired = [e["why"] for e in events if e["what"] == "acquired"
+                        and e["node"] == owner]
+            self.assertEqual(acquired, ["ownership taken after a graceful release"], events)
+            during = [sent for sent, ok in prober.results if not ok]
+            print("\n%s: %d of %d requests failed while it moved to %s, none after"
+                  % (group, len(during), len(prober.results), owner))
+        self.assertEqual(self.monitor.doubles, [])
+        self.assertFalse(self.net.has_address("n1", self.vip))
+        self.assertFalse(self.net.has_address("n1", blog_vip))
 
 
 class EtcdLeaderLossTest(NetnsClusterBase):
