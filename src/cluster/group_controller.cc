@@ -192,7 +192,13 @@ void GroupController::on_failure(int r, const std::string& reason, FailureClass 
   resource.last_failure = failure;
   resource.is_alive_now = false;
   set_state(r, ResourceState::kFailed, reason, actions);
-  issue(r, Verb::kTerminate, actions);
+  // Top-down, as an Offline would go: its dependents first (reconcile takes them offline now
+  // that it is not online), then its Terminate.
+  if (dependents_down(r)) {
+    issue(r, Verb::kTerminate, actions);
+  } else {
+    resource.terminate_pending = true;
+  }
 }
 
 void GroupController::after_terminate(int r, Clock::TimePoint now, Actions& actions) {
@@ -263,6 +269,13 @@ void GroupController::reconcile(Clock::TimePoint now, Actions& actions) {
           static_cast<int>(r), ResourceState::kOffline,
           fmt::format("retrying after {} Failed", format_duration(policy.retry_period_on_failure)),
           actions);
+    }
+  }
+  for (size_t r = 0; r < resources_.size(); ++r) {
+    Resource& resource = resources_[r];
+    if (resource.terminate_pending && !resource.call_id && dependents_down(static_cast<int>(r))) {
+      resource.terminate_pending = false;
+      issue(static_cast<int>(r), Verb::kTerminate, actions);
     }
   }
   switch (target_) {
@@ -340,6 +353,9 @@ void GroupController::reconcile_offline(Actions& actions) {
 void GroupController::reconcile_terminate(Actions& actions) {
   for (size_t r = 0; r < resources_.size(); ++r) {
     Resource& resource = resources_[r];
+    // Every resource at once: a node that lost its lease ends everything before its
+    // deadline, whatever order an Offline would take.
+    resource.terminate_pending = false;
     if (resource.terminated) continue;
     if (resource.call_id && resource.call_verb == Verb::kTerminate) continue;
     if (resource.state == ResourceState::kOffline && !resource.call_id) {
@@ -371,19 +387,28 @@ void GroupController::issue(int r, Verb verb, Actions& actions) {
   actions.push_back(Call{*resource.call_id, r, verb, timeout});
 }
 
+// Each "any of" list has a resource that is online and stays so: a dependency that is
+// online but must go down itself (something below it failed) does not count, so a failure
+// deep in a stack takes everything above it down, top first. Worked out along the
+// dependency order (dependencies first), once per question.
 bool GroupController::dependencies_online(int r) const {
-  for (const auto& any_of : group_.resources[r].depends_on) {
-    bool one_online = false;
-    for (const std::string& name : any_of) {
-      for (size_t j = 0; j < resources_.size(); ++j) {
-        if (group_.resources[j].name == name && resources_[j].state == ResourceState::kOnline) {
-          one_online = true;
-        }
+  std::vector<char> stays(resources_.size(), 0);
+  auto satisfied = [&](size_t j) {
+    for (const auto& any_of : group_.resources[j].depends_on) {
+      bool one = false;
+      for (size_t k = 0; k < resources_.size() && !one; ++k) {
+        one = stays[k] != 0 &&
+              std::find(any_of.begin(), any_of.end(), group_.resources[k].name) != any_of.end();
       }
+      if (!one) return false;
     }
-    if (!one_online) return false;
+    return true;
+  };
+  for (int j : order_) {
+    const auto index = static_cast<size_t>(j);
+    stays[index] = resources_[index].state == ResourceState::kOnline && satisfied(index) ? 1 : 0;
   }
-  return true;
+  return satisfied(static_cast<size_t>(r));
 }
 
 bool GroupController::dependents_down(int r) const {
@@ -397,14 +422,15 @@ bool GroupController::dependents_down(int r) const {
     const Resource& dependent = resources_[j];
     bool down =
         dependent.state == ResourceState::kOffline || dependent.state == ResourceState::kFailed;
-    if (!down || dependent.call_id) return false;
+    if (!down || dependent.call_id || dependent.terminate_pending) return false;
   }
   return true;
 }
 
 bool GroupController::all_settled() const {
   return std::all_of(resources_.begin(), resources_.end(), [](const Resource& r) {
-    return !r.call_id && (r.state == ResourceState::kOffline || r.state == ResourceState::kFailed);
+    return !r.call_id && !r.terminate_pending &&
+           (r.state == ResourceState::kOffline || r.state == ResourceState::kFailed);
   });
 }
 

@@ -140,7 +140,11 @@ class GroupController {
     ResourceState state = ResourceState::kOffline;
     std::optional<int> call_id;  // the call in flight
     Verb call_verb = Verb::kOnline;
-    bool terminated = false;    // a Terminate ran since the last TerminateAll/failure
+    bool terminated = false;  // a Terminate ran since the last TerminateAll/failure
+    // Failed, its Terminate held back until every resource depending on it is down: a
+    // dependent still online may hold what the Terminate would end by force (a website's
+    // folder on a mount whose Terminate kills every holder), so it goes offline first.
+    bool terminate_pending = false;
     bool is_alive_now = false;  // LooksAlive said false: run IsAlive next
     Clock::TimePoint next_looks_alive{};
     Clock::TimePoint next_is_alive{};

@@ -240,8 +240,11 @@ TEST(GroupControllerTest, DependentsGoOfflineWhileTheirDependencyRestarts) {
   bring_online(driver);
   driver.send(ResourceLooksDead{0, "carrier lost"});
   driver.finish(0, Verb::kIsAlive, false);
-  // The address failed: the site must not serve without it.
+  // The address failed: the site must not serve without it. It goes offline first; the
+  // address is terminated after (top-down, as an Offline would go).
   EXPECT_TRUE(driver.has_pending(1, Verb::kOffline));
+  EXPECT_FALSE(driver.has_pending(0, Verb::kTerminate));
+  EXPECT_EQ(driver.controller().state(0), ResourceState::kFailed);
   driver.finish(1, Verb::kOffline, true);
   driver.finish(0, Verb::kTerminate, true);
   driver.wake();
@@ -339,6 +342,59 @@ TEST(GroupControllerTest, TerminateAllSupersedesCallsInFlight) {
   driver.finish(0, Verb::kTerminate, false, /*timed_out=*/true);
   ASSERT_EQ(driver.outcomes().back().outcome, Outcome::kTerminated);
   EXPECT_EQ(driver.controller().group_status(), GroupStatus::kOffline);
+}
+
+// disk <- data <- site: a mount, something on it, a site serving it.
+GroupSpec stacked_group() {
+  GroupSpec group;
+  group.name = "files";
+  group.resources = {resource("disk"), resource("data", {{"disk"}}), resource("site", {{"data"}})};
+  return group;
+}
+
+TEST(GroupControllerTest, AFailedResourceIsTerminatedOnlyOnceEveryDependentIsDown) {
+  Driver driver(stacked_group());
+  driver.send(BringOnline{});
+  driver.finish(0, Verb::kOnline, true);
+  driver.finish(1, Verb::kOnline, true);
+  driver.finish(2, Verb::kOnline, true);
+  driver.send(ResourceLooksDead{0, "status file unreadable"});
+  driver.finish(0, Verb::kIsAlive, false);
+  EXPECT_EQ(driver.controller().state(0), ResourceState::kFailed);
+  // The top goes first; nothing is terminated while anything above the disk still runs.
+  EXPECT_TRUE(driver.has_pending(2, Verb::kOffline));
+  EXPECT_EQ(driver.in_flight(), 1u);
+  // The middle one fails to go offline: it is terminated (nothing depends on it any more),
+  // and the disk's turn comes when that ends.
+  driver.finish(2, Verb::kOffline, true);
+  driver.finish(1, Verb::kOffline, false);
+  EXPECT_TRUE(driver.has_pending(1, Verb::kTerminate));
+  EXPECT_FALSE(driver.has_pending(0, Verb::kTerminate));
+  driver.finish(1, Verb::kTerminate, true);
+  EXPECT_TRUE(driver.has_pending(0, Verb::kTerminate));
+  driver.finish(0, Verb::kTerminate, true);
+  // Then the restart in place, bottom-up.
+  driver.wake();
+  driver.finish(0, Verb::kOnline, true);
+  driver.wake();
+  driver.finish(1, Verb::kOnline, true);
+  driver.finish(2, Verb::kOnline, true);
+  EXPECT_EQ(driver.controller().group_status(), GroupStatus::kOnline);
+}
+
+TEST(GroupControllerTest, TerminateAllEndsAFailedResourceAtOnceThoughDependentsAreUp) {
+  Driver driver(web_group());
+  bring_online(driver);
+  driver.send(ResourceLooksDead{0, "carrier lost"});
+  driver.finish(0, Verb::kIsAlive, false);
+  ASSERT_TRUE(driver.has_pending(1, Verb::kOffline));
+  // Fencing: everything ends now, whatever order an Offline would take.
+  driver.send(TerminateAll{});
+  EXPECT_TRUE(driver.has_pending(0, Verb::kTerminate));
+  EXPECT_TRUE(driver.has_pending(1, Verb::kTerminate));
+  driver.finish(0, Verb::kTerminate, true);
+  driver.finish(1, Verb::kTerminate, true);
+  ASSERT_EQ(driver.outcomes().back().outcome, Outcome::kTerminated);
 }
 
 TEST(GroupControllerTest, TerminateAllOfAnOfflineGroupEndsAtOnce) {
