@@ -201,6 +201,19 @@ void Agent::refresh_view() {
     view_.owners[std::string(*name)] =
         cluster::OwnerRecord{it->second.value, it->second.create_revision};
   }
+  for (auto it = snapshot_.lower_bound(keys_.unmanageds());
+       it != snapshot_.end() && it->first.starts_with(keys_.unmanageds()); ++it) {
+    auto name = StoreKeys::name_under(keys_.unmanageds(), it->first);
+    if (!name) continue;
+    auto value = cluster::decode_unmanaged(it->second.value, it->first);
+    if (!value.ok()) {
+      // Unreadable maintenance: hands off the whole group rather than act on what the
+      // operator meant to protect.
+      log_()->error("treating the group as unmanaged: {}", value.error().describe());
+      value = cluster::Unmanaged{true, {}};
+    }
+    view_.unmanaged[std::string(*name)] = std::move(*value);
+  }
 }
 
 void Agent::changed(bool decisive) {
@@ -776,6 +789,9 @@ void Agent::coordinate() {
     cluster::GroupState state;
     state.spec = spec;
     state.offline_requested = snapshot_.contains(keys_.offline(name));
+    if (auto it = view_.unmanaged.find(name); it != view_.unmanaged.end()) {
+      state.unmanaged = it->second.any();
+    }
     if (auto it = snapshot_.find(keys_.owner(name)); it != snapshot_.end()) {
       state.owner = it->second.value;
       state.owner_token = it->second.create_revision;

@@ -91,13 +91,13 @@ struct AgentApi::Impl {
       status["state"] =
           reported.is_object() && reported.value("state", "") == "Failed" ? "Failed" : "Offline";
     }
+    const cluster::Unmanaged unmanaged = unmanaged_of(name);
+    status["unmanaged"] = unmanaged.group;
     if (spec) {
       for (const cluster::ResourceSpec& resource : spec->resources) {
-        json entry = {{"name", resource.name},
-                      {"type", resource.type},
-                      {"state", "Unknown"},
-                      {"restarts", 0},
-                      {"lastError", ""}};
+        json entry = {{"name", resource.name}, {"type", resource.type},
+                      {"state", "Unknown"},    {"restarts", 0},
+                      {"lastError", ""},       {"unmanaged", unmanaged.covers(resource.name)}};
         if (reported.is_object() && reported.contains("resources")) {
           for (const json& r : reported["resources"]) {
             if (r.value("name", "") != resource.name) continue;
@@ -265,6 +265,14 @@ struct AgentApi::Impl {
       change =
           Change{"", "node-paused", name + " paused: it keeps its groups and takes no new ones"};
     } else if (verb == "drain") {
+      // What is to move, as of now: the caller follows these until each lands elsewhere.
+      json groups = json::array();
+      for (auto it = snapshot().lower_bound(keys().owners());
+           it != snapshot().end() && it->first.starts_with(keys().owners()); ++it) {
+        auto group = StoreKeys::name_under(keys().owners(), it->first);
+        if (group && it->second.value == name) groups.push_back(std::string(*group));
+      }
+      answer["groups"] = groups;
       txn = store::Txn({}, {store::Put(admin_key, json{{"paused", true}, {"drain", true}}.dump())});
       change = Change{"", "node-draining", name + " drained: its groups move to other nodes"};
     } else if (verb == "resume") {
@@ -347,9 +355,19 @@ struct AgentApi::Impl {
     }
     const std::string& verb = parts[3];
     json answer = {{"name", name}};
+    if (verb == "unmanage" || verb == "manage") {
+      co_return co_await set_unmanaged(name, *existing, verb == "unmanage", body);
+    }
+    if ((verb == "offline" || verb == "move") && unmanaged_of(name).any()) {
+      co_return error_reply(
+          409, fmt::format("group \"{}\" is unmanaged: the cluster does not {} it until "
+                           "`clusweb group manage {}`",
+                           name, verb == "move" ? "move" : "take offline", name));
+    }
     if (verb == "delete") {
-      store::Txn txn({}, {store::Delete(keys().group(name)), store::Delete(keys().move(name)),
-                          store::Delete(keys().offline(name))});
+      store::Txn txn({},
+                     {store::Delete(keys().group(name)), store::Delete(keys().move(name)),
+                      store::Delete(keys().offline(name)), store::Delete(keys().unmanaged(name))});
       Change change{name, "deleted", "group deleted by an administrator"};
       co_return co_await write_group(std::move(txn), std::move(answer), std::move(change));
     }
@@ -387,6 +405,81 @@ struct AgentApi::Impl {
       co_return co_await write_group(std::move(txn), std::move(answer), std::move(change));
     }
     co_return error_reply(404, "no such endpoint");
+  }
+
+  cluster::Unmanaged unmanaged_of(const std::string& group) const {
+    if (const auto* kv = find(keys().unmanaged(group))) {
+      auto value = cluster::decode_unmanaged(kv->value, kv->key);
+      return value.ok() ? *value : cluster::Unmanaged{true, {}};  // as the agents read it
+    }
+    return {};
+  }
+
+  // POST /v1/groups/NAME/unmanage|manage {"resources": [...]}: maintenance. No resources =
+  // the whole group. Written with a compare on the key, so two operators do not undo each other.
+  asio::awaitable<ApiReply> set_unmanaged(const std::string& name, const store::KeyValue& group,
+                                          bool unmanage, const json& body) {
+    std::vector<std::string> resources;
+    if (body.is_object() && body.contains("resources")) {
+      if (!body["resources"].is_array()) co_return error_reply(400, "\"resources\" must be a list");
+      for (const json& resource : body["resources"]) {
+        if (!resource.is_string()) co_return error_reply(400, "\"resources\" holds a non-string");
+        resources.push_back(resource.get<std::string>());
+      }
+    }
+    auto spec = cluster::decode_group(group.value, group.key);
+    if (!spec.ok()) co_return error_reply(500, spec.error().describe());
+    for (const std::string& resource : resources) {
+      const bool known = std::any_of(spec->resources.begin(), spec->resources.end(),
+                                     [&](const auto& r) { return r.name == resource; });
+      if (!known) {
+        co_return error_reply(404,
+                              fmt::format("group \"{}\" has no resource \"{}\"", name, resource));
+      }
+    }
+    const store::KeyValue* current_kv = find(keys().unmanaged(name));
+    cluster::Unmanaged next = unmanaged_of(name);
+    std::string why;
+    if (unmanage && resources.empty()) {
+      next = cluster::Unmanaged{true, {}};
+      why = "the whole group";
+    } else if (unmanage) {
+      for (const std::string& resource : resources) {
+        if (!next.covers(resource)) next.resources.push_back(resource);
+      }
+      why = fmt::format("{}", fmt::join(resources, ", "));
+    } else if (resources.empty()) {
+      next = {};
+      why = "the whole group";
+    } else {
+      if (next.group) {
+        co_return error_reply(
+            409, fmt::format("the whole group \"{}\" is unmanaged: `clusweb group manage {}` "
+                             "manages all of it again",
+                             name, name));
+      }
+      std::erase_if(next.resources, [&](const std::string& r) {
+        return std::find(resources.begin(), resources.end(), r) != resources.end();
+      });
+      why = fmt::format("{}", fmt::join(resources, ", "));
+    }
+    std::vector<store::Compare> compare{
+        current_kv == nullptr
+            ? store::Compare::absent(keys().unmanaged(name))
+            : store::Compare::mod_revision_is(keys().unmanaged(name), store::Compare::Op::kEqual,
+                                              current_kv->mod_revision)};
+    store::Txn txn(std::move(compare),
+                   {next.any() ? store::Operation(store::Put(keys().unmanaged(name), encode(next)))
+                               : store::Operation(store::Delete(keys().unmanaged(name)))});
+    json answer = {{"name", name}, {"unmanaged", unmanaged_json(next)}};
+    Change change{name, unmanage ? "unmanaged" : "managed",
+                  unmanage ? "maintenance by an administrator: the cluster stops acting on " + why
+                           : "managed again by an administrator: " + why};
+    co_return co_await write_group(std::move(txn), std::move(answer), std::move(change));
+  }
+
+  static json unmanaged_json(const cluster::Unmanaged& value) {
+    return {{"group", value.group}, {"resources", value.resources}};
   }
 
   asio::awaitable<ApiReply> apply(const json& body) {

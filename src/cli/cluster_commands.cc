@@ -89,12 +89,30 @@ std::string resource_count(const Json& group) {
   return fmt::format("{}/{}", online, resources.size());
 }
 
+// The state, marked when the cluster does not act on it (maintenance).
+std::string resource_state(const Json& resource) {
+  std::string state = text_of(resource, "state");
+  if (flag_of(resource, "unmanaged")) state += " (unmanaged)";
+  return state;
+}
+
+std::string group_state(const Json& group) {
+  std::string state = text_of(group, "state");
+  if (flag_of(group, "unmanaged")) return state + " (unmanaged)";
+  const std::vector<const Json*> resources = elements_of(group, "resources");
+  if (std::any_of(resources.begin(), resources.end(),
+                  [](const Json* resource) { return flag_of(*resource, "unmanaged"); })) {
+    state += " (partly unmanaged)";
+  }
+  return state;
+}
+
 std::string groups_table(const Json& cluster) {
   const std::vector<const Json*> groups = elements_of(cluster, "groups");
   if (groups.empty()) return "no groups\n";
   std::vector<Row> rows{{"GROUP", "STATE", "OWNER", "RESOURCES"}};
   for (const Json* group : groups) {
-    rows.push_back({text_of(*group, "name"), text_of(*group, "state"), owner_column(*group),
+    rows.push_back({text_of(*group, "name"), group_state(*group), owner_column(*group),
                     resource_count(*group)});
   }
   return render_table(rows);
@@ -252,6 +270,39 @@ int group_action(const ClusterCommand& command, AdminClient& client, std::ostrea
                   command.timeout, command.output, pacing, out, err);
 }
 
+int group_maintenance(const ClusterCommand& command, AdminClient& client, std::ostream& out,
+                      std::ostream& err) {
+  const bool unmanage = command.kind == ClusterCommand::Kind::kGroupUnmanage;
+  Json body = Json::object();
+  if (!command.resources.empty()) body["resources"] = command.resources;
+  Json reply;
+  if (int code = receive(
+          client.post(group_target(command.group, unmanage ? "unmanage" : "manage"), body.dump()),
+          reply, err);
+      code != kExitOk) {
+    return code;
+  }
+  if (command.output == OutputFormat::kJson) {
+    print_json(reply, out);
+    return kExitOk;
+  }
+  const Json none = Json::object();
+  const Json& now = object_or(reply, "unmanaged", none);
+  const std::vector<std::string> still = strings_of(now, "resources");
+  if (flag_of(now, "group")) {
+    out << fmt::format(
+        "group \"{}\" is unmanaged: the cluster watches it but starts, stops, recovers and moves "
+        "none of it until `clusweb group manage {}`\n",
+        command.group, command.group);
+  } else if (!still.empty()) {
+    out << fmt::format("group \"{}\": unmanaged resources: {} (the group stays on its node)\n",
+                       command.group, fmt::join(still, ", "));
+  } else {
+    out << fmt::format("group \"{}\" is managed by the cluster again\n", command.group);
+  }
+  return kExitOk;
+}
+
 int group_move(const ClusterCommand& command, AdminClient& client, std::ostream& out,
                std::ostream& err, const Pacing& pacing) {
   Json body = Json::object();
@@ -290,30 +341,31 @@ std::map<std::string, std::string> groups_owned_by(const Json& cluster, const st
 
 // Drain waits until the node owns no group, printing each group as it lands elsewhere (or
 // finds no other node), so the operator sees the drain advance group by group.
-int wait_drained(const ClusterCommand& command, AdminClient& client, std::ostream& out,
-                 std::ostream& err, const Pacing& pacing) {
+// `reply` is the agent's answer to the drain: the groups the node owned when it was written (a
+// group may have left before the first poll here).
+int wait_drained(const ClusterCommand& command, const Json& reply, AdminClient& client,
+                 std::ostream& out, std::ostream& err, const Pacing& pacing) {
   const Clock::TimePoint deadline = pacing.now() + command.timeout;
-  std::set<std::string> leaving;    // were on the node at some poll
+  std::set<std::string> leaving;  // were on the node when drained or at some poll
+  for (const std::string& name : strings_of(reply, "groups")) leaving.insert(name);
   std::set<std::string> announced;  // their new place was printed
   bool first = true;
   while (true) {
     Json cluster;
     if (int code = receive(client.get("/v1/cluster"), cluster, err); code != kExitOk) return code;
     const std::map<std::string, std::string> owned = groups_owned_by(cluster, command.node);
+    for (const auto& [name, state] : owned) leaving.insert(name);
     if (first && command.output == OutputFormat::kTable) {
-      std::vector<std::string> names;
-      names.reserve(owned.size());
-      for (const auto& [name, state] : owned) names.push_back(name);
-      out << (owned.empty()
+      const std::vector<std::string> names(leaving.begin(), leaving.end());
+      out << (names.empty()
                   ? fmt::format("draining {}: it owns no group\n", command.node)
                   : fmt::format(
                         "draining {}: {} to move ({})\n", command.node,
-                        owned.size() == 1 ? "1 group" : fmt::format("{} groups", owned.size()),
+                        names.size() == 1 ? "1 group" : fmt::format("{} groups", names.size()),
                         join(names, ", ")));
       out.flush();
     }
     first = false;
-    for (const auto& [name, state] : owned) leaving.insert(name);
     bool settled = true;
     for (const Json* group : elements_of(cluster, "groups")) {
       const std::string name = text_of(*group, "name", "");
@@ -377,7 +429,7 @@ int node_action(const ClusterCommand& command, AdminClient& client, std::ostream
     return code;
   }
   if (command.kind == Kind::kNodeDrain && command.wait) {
-    return wait_drained(command, client, out, err, pacing);
+    return wait_drained(command, reply, client, out, err, pacing);
   }
   if (command.output == OutputFormat::kJson) {
     print_json(reply, out);
@@ -1032,6 +1084,35 @@ void add_group_commands(CLI::App& root, const Sink& sink) {
   add_waiting_leaf("online", "Bring a group online", Kind::kGroupOnline);
   add_waiting_leaf("offline", "Take a group offline (it stays offline until brought online)",
                    Kind::kGroupOffline);
+
+  // group unmanage, manage
+  struct MaintenanceFlags {
+    std::string group;
+    std::vector<std::string> resources;
+  };
+  auto add_maintenance_leaf = [&](const std::string& name, const std::string& description,
+                                  Kind kind) {
+    auto flags = std::make_shared<MaintenanceFlags>();
+    auto builder = std::make_shared<Builder>([flags, kind]() -> Result<ClusterCommand> {
+      ClusterCommand command;
+      command.kind = kind;
+      if (Status named = cluster::check_name("group", flags->group); !named.ok()) {
+        return named.error();
+      }
+      command.group = flags->group;
+      command.resources = flags->resources;
+      return command;
+    });
+    CLI::App* leaf = add_leaf(*group, name, description, sink, builder);
+    leaf->add_option("group", flags->group, "the group")->required();
+    leaf->add_option("resources", flags->resources, "only these resources (default: all)");
+  };
+  add_maintenance_leaf("unmanage",
+                       "Maintenance: the cluster stops acting on a group or some of its "
+                       "resources (still polled and shown; nothing started, stopped or moved)",
+                       Kind::kGroupUnmanage);
+  add_maintenance_leaf("manage", "End maintenance: the cluster acts on the group again",
+                       Kind::kGroupManage);
 }
 
 void add_node_commands(CLI::App& root, const Sink& sink) {
@@ -1473,6 +1554,9 @@ int run_cluster_command(const ClusterCommand& command, AdminClient& client, std:
     case Kind::kGroupOnline:
     case Kind::kGroupOffline:
       return group_action(command, client, out, err, pacing);
+    case Kind::kGroupUnmanage:
+    case Kind::kGroupManage:
+      return group_maintenance(command, client, out, err);
     case Kind::kResourceAdd:
     case Kind::kResourceSet:
     case Kind::kResourceRemove:
@@ -1711,7 +1795,7 @@ Result<std::string> format_cluster_status(std::string_view json) {
   for (const Json* group : elements_of(cluster, "groups")) {
     for (const Json* resource : elements_of(*group, "resources")) {
       resources.push_back({text_of(*group, "name"), text_of(*resource, "name"),
-                           text_of(*resource, "type"), text_of(*resource, "state"),
+                           text_of(*resource, "type"), resource_state(*resource),
                            count_of(*resource, "restarts"), text_of(*resource, "lastError")});
     }
   }
@@ -1739,7 +1823,7 @@ Result<std::string> format_group_details(std::string_view json) {
   }
   std::string text = render_fields({
       {"name", {text_of(*doc, "name", text_of(spec, "name"))}},
-      {"state", {text_of(status, "state")}},
+      {"state", {group_state(status)}},
       {"owner", {text_of(status, "owner")}},
       {"placement", {text_of(status, "placement")}},
       {"fencing token", {count_of(status, "token")}},
@@ -1782,7 +1866,7 @@ Result<std::string> format_group_details(std::string_view json) {
       parameters.push_back(key + "=" +
                            (value.is_string() ? value.get<std::string>() : value.dump()));
     }
-    rows.push_back({name, text_of(*resource, "type"), text_of(state, "state"),
+    rows.push_back({name, text_of(*resource, "type"), resource_state(state),
                     count_of(state, "restarts"),
                     depends_on.empty() ? std::string(kAbsent) : format_dependencies(depends_on),
                     join_or(strings_of(*resource, "possibleOwners"), ",", "any"),

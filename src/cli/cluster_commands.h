@@ -47,6 +47,8 @@ struct ClusterCommand {
     kGroupMove,       // group move GROUP: `to_node`, `wait`, `timeout`
     kGroupOnline,     // group online GROUP: `wait`, `timeout`
     kGroupOffline,    // group offline GROUP: `wait`, `timeout`
+    kGroupUnmanage,   // group unmanage GROUP [RESOURCE...]: `resources`
+    kGroupManage,     // group manage GROUP [RESOURCE...]: `resources`
     kResourceAdd,     // resource add GROUP RESOURCE: `type`, the edits below
     kResourceSet,     // resource set GROUP RESOURCE: the edits below
     kResourceRemove,  // resource remove GROUP RESOURCE
@@ -93,6 +95,9 @@ struct ClusterCommand {
   std::chrono::milliseconds interval{1000};
   std::optional<int> frames;
   bool redraw = false;
+
+  // group unmanage and manage: these resources (empty = the whole group).
+  std::vector<std::string> resources;
 
   // group move, online and offline.
   std::string to_node;  // move: empty = any other node

@@ -136,6 +136,19 @@ TEST(FormatClusterStatusTest, ShowsNodesGroupsAndResources) {
             "db      disk       script    OfflinePending   0          -\n");
 }
 
+TEST(FormatClusterStatusTest, MarksWhatIsUnmanaged) {
+  Json cluster = Json::parse(kCluster);
+  cluster["groups"][0]["resources"][1]["unmanaged"] = true;
+  cluster["groups"][1]["unmanaged"] = true;
+  cluster["groups"][1]["resources"][0]["unmanaged"] = true;
+  Result<std::string> text = format_cluster_status(cluster.dump());
+  ASSERT_TRUE(text.ok()) << text.error().describe();
+  EXPECT_THAT(*text, ContainsRegex("\nweb +Online \\(partly unmanaged\\) +n1 "));
+  EXPECT_THAT(*text, ContainsRegex("\ndb +Pending \\(unmanaged\\) +n2 -> n3 "));
+  EXPECT_THAT(*text, ContainsRegex("\nweb +site +website +Online \\(unmanaged\\) +2 "));
+  EXPECT_THAT(*text, ContainsRegex("\nweb +vip +ip +Online +0 "));
+}
+
 TEST(FormatClusterStatusTest, ShowsTheStoreMembersTheirHealthAndTheLeader) {
   Json cluster = Json::parse(R"({"cluster":"c","nodes":[],"groups":[]})");
   cluster["store"] = Json::parse(kStore);
@@ -606,6 +619,28 @@ TEST_F(ClusterCommandLineTest, DeleteOnlineOffline) {
   EXPECT_EQ(server.requests()[0].body, "");
 }
 
+TEST_F(ClusterCommandLineTest, UnmanageAndManageSendTheResourcesAndSayWhatHolds) {
+  FakeAdminServer server(routes(
+      {{"POST /v1/groups/web/unmanage",
+        {json_reply(200, R"({"name":"web","unmanaged":{"group":false,"resources":["site"]}})"),
+         json_reply(200, R"({"name":"web","unmanaged":{"group":true,"resources":[]}})")}},
+       {"POST /v1/groups/web/manage",
+        {json_reply(200, R"({"name":"web","unmanaged":{"group":false,"resources":[]}})")}}}));
+  const std::string socket = " --socket " + server.socket_path();
+
+  EXPECT_EQ(run("group unmanage web site" + socket), kExitOk);
+  EXPECT_EQ(run("group unmanage web" + socket), kExitOk);
+  EXPECT_EQ(run("group manage web" + socket), kExitOk);
+  EXPECT_EQ(out_.str(),
+            "group \"web\": unmanaged resources: site (the group stays on its node)\n"
+            "group \"web\" is unmanaged: the cluster watches it but starts, stops, recovers and "
+            "moves none of it until `clusweb group manage web`\n"
+            "group \"web\" is managed by the cluster again\n");
+  ASSERT_EQ(server.requests().size(), 3u);
+  EXPECT_EQ(server.requests()[0].body, R"({"resources":["site"]})");
+  EXPECT_EQ(server.requests()[1].body, "{}");
+}
+
 TEST_F(ClusterCommandLineTest, MoveWaitsUntilTheTargetServesTheGroup) {
   const cluster::GroupSpec spec = web_group();
   FakeAdminServer server(routes(
@@ -918,6 +953,26 @@ TEST_F(ClusterCommandLineTest, DrainWaitsUntilEachGroupHasLandedOrHasNowhereToGo
             "n1`\n");
   EXPECT_THAT(sleeps_, ElementsAre(200, 200));
   EXPECT_EQ(err_.str(), "");
+}
+
+TEST_F(ClusterCommandLineTest, DrainFollowsAGroupThatLeftBeforeTheFirstPoll) {
+  FakeAdminServer server(routes(
+      {{"POST /v1/nodes/n1/drain", {json_reply(200, R"({"node":"n1","groups":["blog","shop"]})")}},
+       {"GET /v1/cluster",
+        // blog was already released when the first poll came.
+        {json_reply(200,
+                    cluster_with({{"blog", "Offline", "", "n2"}, {"shop", "Online", "n1", "n1"}})),
+         json_reply(200, cluster_with({{"blog", "Online", "n2", "n2"},
+                                       {"shop", "Online", "n3", "n3"}}))}}}));
+
+  EXPECT_EQ(run("node drain n1 --socket " + server.socket_path()), kExitOk);
+
+  EXPECT_EQ(out_.str(),
+            "draining n1: 2 groups to move (blog, shop)\n"
+            "group \"blog\": Online on n2\n"
+            "group \"shop\": Online on n3\n"
+            "node n1 is drained: it owns no group and takes none until `clusweb node resume "
+            "n1`\n");
 }
 
 TEST_F(ClusterCommandLineTest, StatusWatchShowsAFrameWhenSomethingChanged) {

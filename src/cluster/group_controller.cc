@@ -112,6 +112,11 @@ std::vector<ControllerAction> GroupController::step(const ControllerEvent& event
                    }
                  },
                  [&](const Timer&) {},
+                 [&](const SetUnmanaged& set) {
+                   for (size_t r = 0; r < resources_.size(); ++r) {
+                     resources_[r].unmanaged = r < set.unmanaged.size() && set.unmanaged[r];
+                   }
+                 },
              },
              event);
   reconcile(now, actions);
@@ -172,7 +177,14 @@ void GroupController::on_call_finished(const CallFinished& done, Clock::TimePoin
         resource.is_alive_now = false;
         resource.next_is_alive = now + policy.is_alive_interval;
         resource.next_looks_alive = now + policy.looks_alive_interval;
-      } else if (target_ == Target::kOnline) {
+        if (resource.state != ResourceState::kOnline && hands_off(r)) {
+          // Started (or repaired) by hand while unmanaged: what it is now is what counts.
+          resource.failure_unhandled = false;
+          resource.restart_at.reset();
+          resource.retry_at.reset();
+          set_state(r, ResourceState::kOnline, "isalive succeeded (unmanaged)", actions);
+        }
+      } else if (target_ == Target::kOnline && resource.state == ResourceState::kOnline) {
         on_failure(r, failure_text("isalive", policy.probe_timeout), done.failure, actions);
       }
       break;
@@ -191,6 +203,11 @@ void GroupController::on_failure(int r, const std::string& reason, FailureClass 
   resource.last_error = reason;
   resource.last_failure = failure;
   resource.is_alive_now = false;
+  if (hands_off(r)) {
+    resource.failure_unhandled = true;
+    set_state(r, ResourceState::kFailed, reason + " (unmanaged: left as it is)", actions);
+    return;
+  }
   set_state(r, ResourceState::kFailed, reason, actions);
   // Top-down, as an Offline would go: its dependents first (reconcile takes them offline now
   // that it is not online), then its Terminate.
@@ -214,6 +231,13 @@ void GroupController::after_terminate(int r, Clock::TimePoint now, Actions& acti
   // restart here cannot help (Pacemaker's hard and fatal errors).
   const ResourceSpec& spec = group_.resources[r];
   const ResourcePolicy& policy = spec.policy;
+  // A group with an unmanaged resource stays on this node: what would fail it over leaves the
+  // failed resource Failed instead, retried after its retry period.
+  const bool may_fail_over = !any_unmanaged();
+  if (resource.last_failure != FailureClass::kSoft && !may_fail_over) {
+    resource.retry_at = now + policy.retry_period_on_failure;
+    return;
+  }
   if (resource.last_failure != FailureClass::kSoft) {
     target_ = Target::kFailover;
     failover_failure_ = resource.last_failure;
@@ -235,7 +259,7 @@ void GroupController::after_terminate(int r, Clock::TimePoint now, Actions& acti
     resource.restart_at = now + policy.restart_delay;
     return;
   }
-  if (policy.restart_action == RestartAction::kRestartNoFailover) {
+  if (policy.restart_action == RestartAction::kRestartNoFailover || !may_fail_over) {
     resource.retry_at = now + policy.retry_period_on_failure;
     return;
   }
@@ -255,6 +279,7 @@ void GroupController::reconcile(Clock::TimePoint now, Actions& actions) {
       resource.retry_at.reset();
       continue;
     }
+    if (resource.unmanaged) continue;  // its timers wait until it is managed again
     if (resource.restart_at && now >= *resource.restart_at) {
       resource.restart_at.reset();
       set_state(static_cast<int>(r), ResourceState::kOffline,
@@ -273,6 +298,13 @@ void GroupController::reconcile(Clock::TimePoint now, Actions& actions) {
   }
   for (size_t r = 0; r < resources_.size(); ++r) {
     Resource& resource = resources_[r];
+    if (hands_off(static_cast<int>(r))) continue;
+    if (resource.failure_unhandled) {
+      // Failed while unmanaged and managed again (or the group is going down): recovered now,
+      // as any failure is.
+      resource.failure_unhandled = false;
+      if (resource.state == ResourceState::kFailed) resource.terminate_pending = true;
+    }
     if (resource.terminate_pending && !resource.call_id && dependents_down(static_cast<int>(r))) {
       resource.terminate_pending = false;
       issue(static_cast<int>(r), Verb::kTerminate, actions);
@@ -299,6 +331,10 @@ void GroupController::reconcile_online(Clock::TimePoint now, Actions& actions) {
     Resource& resource = resources_[r];
     const ResourcePolicy& policy = group_.resources[r].policy;
     if (resource.call_id) continue;
+    if (resource.unmanaged) {
+      poll_unmanaged(r, now, actions);
+      continue;
+    }
     if (resource.state == ResourceState::kOffline) {
       if (dependencies_online(r)) {
         set_state(r, ResourceState::kOnlinePending, "bringing online", actions);
@@ -369,6 +405,32 @@ void GroupController::reconcile_terminate(Actions& actions) {
   target_ = Target::kIdle;
 }
 
+void GroupController::poll_unmanaged(int r, Clock::TimePoint now, Actions& actions) {
+  Resource& resource = resources_[r];
+  const ResourcePolicy& policy = group_.resources[r].policy;
+  if (resource.state == ResourceState::kOnline) {
+    if (resource.is_alive_now || now >= resource.next_is_alive) {
+      resource.next_looks_alive = now + policy.looks_alive_interval;
+      issue(r, Verb::kIsAlive, actions);
+    } else if (now >= resource.next_looks_alive) {
+      issue(r, Verb::kLooksAlive, actions);
+    }
+  } else if (now >= resource.next_is_alive) {
+    // Offline or Failed: is it running after all (started or repaired by hand)?
+    resource.next_is_alive = now + policy.is_alive_interval;
+    issue(r, Verb::kIsAlive, actions);
+  }
+}
+
+bool GroupController::hands_off(int r) const {
+  return resources_[r].unmanaged && (target_ == Target::kOnline || target_ == Target::kIdle);
+}
+
+bool GroupController::any_unmanaged() const {
+  return std::any_of(resources_.begin(), resources_.end(),
+                     [](const Resource& r) { return r.unmanaged; });
+}
+
 void GroupController::set_state(int r, ResourceState to, std::string reason, Actions& actions) {
   Resource& resource = resources_[r];
   if (resource.state == to) return;
@@ -422,14 +484,16 @@ bool GroupController::dependents_down(int r) const {
     const Resource& dependent = resources_[j];
     bool down =
         dependent.state == ResourceState::kOffline || dependent.state == ResourceState::kFailed;
-    if (!down || dependent.call_id || dependent.terminate_pending) return false;
+    if (!down || dependent.call_id || dependent.terminate_pending || dependent.failure_unhandled) {
+      return false;
+    }
   }
   return true;
 }
 
 bool GroupController::all_settled() const {
   return std::all_of(resources_.begin(), resources_.end(), [](const Resource& r) {
-    return !r.call_id && !r.terminate_pending &&
+    return !r.call_id && !r.terminate_pending && !r.failure_unhandled &&
            (r.state == ResourceState::kOffline || r.state == ResourceState::kFailed);
   });
 }
@@ -467,6 +531,13 @@ std::optional<Clock::TimePoint> GroupController::next_wakeup() const {
   };
   for (size_t r = 0; r < resources_.size(); ++r) {
     const Resource& resource = resources_[r];
+    if (resource.unmanaged) {
+      if (resource.call_id) continue;
+      consider(resource.state == ResourceState::kOnline
+                   ? std::min(resource.next_looks_alive, resource.next_is_alive)
+                   : resource.next_is_alive);
+      continue;
+    }
     if (resource.restart_at) consider(*resource.restart_at);
     if (resource.retry_at) consider(*resource.retry_at);
     // Polls run only while the resource's dependencies are online; otherwise

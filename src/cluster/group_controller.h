@@ -70,9 +70,19 @@ struct ResourceLooksDead {
 };
 // The time returned by next_wakeup() has come.
 struct Timer {};
+// Maintenance: the resources (by index, one flag each) the controller stops acting on while the
+// group is to be online. It still polls them and reports what it sees, but starts, stops and
+// recovers none of them: a failure leaves the resource Failed, an IsAlive that succeeds again
+// makes it Online, and a group with one does not fail over. A resource managed again is
+// handled from the state it is in (a failure seen meanwhile is recovered then). TakeOffline and
+// TerminateAll still act on every resource: the shell sends them only when the node must stop
+// everything (shutdown, fencing) or the operator moved the group.
+struct SetUnmanaged {
+  std::vector<bool> unmanaged;
+};
 
-using ControllerEvent =
-    std::variant<BringOnline, TakeOffline, TerminateAll, CallFinished, ResourceLooksDead, Timer>;
+using ControllerEvent = std::variant<BringOnline, TakeOffline, TerminateAll, CallFinished,
+                                     ResourceLooksDead, Timer, SetUnmanaged>;
 
 // --- actions (controller -> shell) ---
 
@@ -132,6 +142,7 @@ class GroupController {
     return static_cast<int>(resources_[resource].restarts.size());
   }
   const std::string& last_error(int resource) const { return resources_[resource].last_error; }
+  bool unmanaged(int resource) const { return resources_[resource].unmanaged; }
 
  private:
   enum class Target { kIdle, kOnline, kOffline, kTerminate, kFailover };
@@ -145,7 +156,9 @@ class GroupController {
     // dependent still online may hold what the Terminate would end by force (a website's
     // folder on a mount whose Terminate kills every holder), so it goes offline first.
     bool terminate_pending = false;
-    bool is_alive_now = false;  // LooksAlive said false: run IsAlive next
+    bool is_alive_now = false;       // LooksAlive said false: run IsAlive next
+    bool unmanaged = false;          // SetUnmanaged
+    bool failure_unhandled = false;  // failed while unmanaged: recovered once managed again
     Clock::TimePoint next_looks_alive{};
     Clock::TimePoint next_is_alive{};
     std::optional<Clock::TimePoint> restart_at;  // RestartDelay running
@@ -159,6 +172,10 @@ class GroupController {
 
   void on_call_finished(const CallFinished& done, Clock::TimePoint now, Actions& actions);
   void on_failure(int r, const std::string& reason, FailureClass failure, Actions& actions);
+  // Unmanaged and the group is to be online: the controller only watches it.
+  bool hands_off(int r) const;
+  bool any_unmanaged() const;
+  void poll_unmanaged(int r, Clock::TimePoint now, Actions& actions);
   void after_terminate(int r, Clock::TimePoint now, Actions& actions);
   void reconcile(Clock::TimePoint now, Actions& actions);
   void reconcile_online(Clock::TimePoint now, Actions& actions);

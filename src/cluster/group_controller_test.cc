@@ -416,6 +416,99 @@ TEST(GroupControllerTest, FailedOfflineIsTerminatedAndTheGroupStillEndsOffline) 
   EXPECT_EQ(driver.outcomes().back().outcome, Outcome::kOffline);
 }
 
+// Maintenance (SetUnmanaged): watched, never acted on.
+
+TEST(GroupControllerTest, AnUnmanagedResourceThatFailsIsLeftFailedAndItsDependencyUntouched) {
+  Driver driver(web_group());
+  bring_online(driver);
+  driver.send(SetUnmanaged{{false, true}});
+  driver.send(ResourceLooksDead{1, "worker exited"});
+  driver.finish(1, Verb::kIsAlive, false);
+  EXPECT_EQ(driver.controller().state(1), ResourceState::kFailed);
+  EXPECT_TRUE(driver.controller().unmanaged(1));
+  EXPECT_EQ(driver.changes().back().reason,
+            "isalive failed: exit status 1 (unmanaged: left as it is)");
+  EXPECT_EQ(driver.in_flight(), 0u);
+  // Still watched: the address keeps its polls, the site is asked whether it runs again.
+  driver.wake();
+  EXPECT_TRUE(driver.has_pending(0, Verb::kLooksAlive));
+  driver.finish(0, Verb::kLooksAlive, true);
+  for (int i = 0; i < 20 && !driver.has_pending(1, Verb::kIsAlive); ++i) {
+    driver.wake();
+    if (driver.has_pending(0, Verb::kLooksAlive)) driver.finish(0, Verb::kLooksAlive, true);
+    if (driver.has_pending(0, Verb::kIsAlive)) driver.finish(0, Verb::kIsAlive, true);
+  }
+  ASSERT_TRUE(driver.has_pending(1, Verb::kIsAlive));
+  driver.finish(1, Verb::kIsAlive, true);  // repaired by hand
+  EXPECT_EQ(driver.controller().state(1), ResourceState::kOnline);
+  EXPECT_EQ(driver.changes().back().reason, "isalive succeeded (unmanaged)");
+  for (const Call& call : driver.calls()) {
+    EXPECT_TRUE(call.verb == Verb::kLooksAlive || call.verb == Verb::kIsAlive ||
+                call.verb == Verb::kOnline)
+        << to_string(call.verb);
+  }
+  EXPECT_EQ(driver.outcomes().back().outcome, Outcome::kOnline);
+}
+
+TEST(GroupControllerTest, AFailureSeenWhileUnmanagedIsRecoveredOnceManagedAgain) {
+  Driver driver(quiet_address_group());
+  bring_online(driver);
+  driver.send(SetUnmanaged{{false, true}});
+  driver.send(ResourceLooksDead{1, "worker exited"});
+  driver.finish(1, Verb::kIsAlive, false);
+  EXPECT_FALSE(driver.has_pending(1, Verb::kTerminate));
+  driver.send(SetUnmanaged{{false, false}});
+  EXPECT_TRUE(driver.has_pending(1, Verb::kTerminate));
+  driver.finish(1, Verb::kTerminate, true);
+  EXPECT_EQ(driver.controller().restart_count(1), 1);
+  driver.wake();
+  driver.finish(1, Verb::kOnline, true);
+  EXPECT_EQ(driver.controller().group_status(), GroupStatus::kOnline);
+}
+
+TEST(GroupControllerTest, AGroupWithAnUnmanagedResourceStaysFailedInsteadOfFailingOver) {
+  Driver driver(quiet_address_group());
+  bring_online(driver);
+  driver.send(SetUnmanaged{{true, false}});
+  for (int restart = 1; restart <= 3; ++restart) {
+    fail_site(driver);
+    driver.wake();
+    driver.finish(1, Verb::kOnline, true);
+    driver.advance(minutes(1));
+  }
+  fail_site(driver);
+  EXPECT_EQ(driver.in_flight(), 0u);  // the address stays: the group does not fail over
+  EXPECT_EQ(driver.controller().state(0), ResourceState::kOnline);
+  EXPECT_EQ(driver.controller().state(1), ResourceState::kFailed);
+  EXPECT_NE(driver.outcomes().back().outcome, Outcome::kFailover);
+  // Retried after its retry period (an hour), as RestartNoFailover would.
+  EXPECT_EQ(*driver.controller().next_wakeup() - driver.now(), std::chrono::hours(1));
+}
+
+TEST(GroupControllerTest, AnUnmanagedGroupBroughtOnlineIsProbedNotStarted) {
+  Driver driver(web_group());
+  driver.send(SetUnmanaged{{true, true}});
+  driver.send(BringOnline{});
+  EXPECT_TRUE(driver.has_pending(0, Verb::kIsAlive));
+  EXPECT_TRUE(driver.has_pending(1, Verb::kIsAlive));
+  driver.finish(0, Verb::kIsAlive, true);
+  driver.finish(1, Verb::kIsAlive, false);  // not running: stays Offline, nothing started
+  EXPECT_EQ(driver.controller().state(0), ResourceState::kOnline);
+  EXPECT_EQ(driver.controller().state(1), ResourceState::kOffline);
+  EXPECT_EQ(driver.in_flight(), 0u);
+  EXPECT_EQ(driver.controller().group_status(), GroupStatus::kPartialOnline);
+}
+
+TEST(GroupControllerTest, TakeOfflineStillTakesUnmanagedResourcesOffline) {
+  Driver driver(web_group());
+  bring_online(driver);
+  driver.send(SetUnmanaged{{true, true}});
+  driver.send(TakeOffline{});
+  driver.finish(1, Verb::kOffline, true);
+  driver.finish(0, Verb::kOffline, true);
+  EXPECT_EQ(driver.outcomes().back().outcome, Outcome::kOffline);
+}
+
 TEST(ModelTest, ValidateNamesWhatIsWrong) {
   GroupSpec group = web_group();
   EXPECT_TRUE(validate(group).ok());

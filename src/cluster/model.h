@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -90,6 +91,19 @@ struct GroupSpec {
   // running a group that shares a class are avoided while another will do
   // (soft: never moves a running group, never leaves one without a node).
   std::vector<std::string> anti_affinity_classes;
+};
+
+// Maintenance (unmanaged/<group>): what of a group the cluster stops acting on. Its owner
+// keeps polling and reporting it but starts, stops and recovers nothing unmanaged, and
+// placement keeps the group where it is.
+struct Unmanaged {
+  bool group = false;                  // every resource of the group
+  std::vector<std::string> resources;  // these resources, by name
+  bool covers(const std::string& resource) const {
+    return group || std::find(resources.begin(), resources.end(), resource) != resources.end();
+  }
+  bool any() const { return group || !resources.empty(); }
+  bool operator==(const Unmanaged&) const = default;
 };
 
 // Checks what the decision cores rely on: a group name, unique resource

@@ -29,6 +29,7 @@ std::vector<NodeAction> NodeCore::step(const NodeEvent& event, Clock::TimePoint 
         spec != view_.groups.end()) {
       Owned owned;
       owned.token = acquired->token;
+      owned.unmanaged.assign(spec->second.resources.size(), false);
       owned.controller = std::make_unique<GroupController>(spec->second);
       if (acquired->after_expiry && must_wait_after_expiry(spec->second)) {
         owned.phase = Phase::kWaiting;
@@ -36,6 +37,7 @@ std::vector<NodeAction> NodeCore::step(const NodeEvent& event, Clock::TimePoint 
       }
       const bool start = owned.phase == Phase::kRunning;
       owned_.emplace(acquired->group, std::move(owned));
+      sync_unmanaged(acquired->group, now, actions);
       if (start) drive(acquired->group, BringOnline{}, now, actions);
     }
   } else if (const auto* released = std::get_if<ReleaseDone>(&event)) {
@@ -86,6 +88,7 @@ void NodeCore::reconcile(Clock::TimePoint now, Actions& actions) {
       drive(name, TerminateAll{}, now, actions);
       continue;
     }
+    if (owned.phase != Phase::kTerminating) sync_unmanaged(name, now, actions);
     if (owned.phase == Phase::kWaiting) {
       if (!wanted) {
         owned.phase = Phase::kReleasing;
@@ -174,6 +177,21 @@ void NodeCore::drive(const std::string& group, const ControllerEvent& event, Clo
       }
     }
   }
+}
+
+void NodeCore::sync_unmanaged(const std::string& group, Clock::TimePoint now, Actions& actions) {
+  Owned& owned = owned_.at(group);
+  const GroupSpec& spec = owned.controller->spec();
+  auto found = view_.unmanaged.find(group);
+  std::vector<bool> wanted(spec.resources.size(), false);
+  if (found != view_.unmanaged.end()) {
+    for (size_t r = 0; r < spec.resources.size(); ++r) {
+      wanted[r] = found->second.covers(spec.resources[r].name);
+    }
+  }
+  if (wanted == owned.unmanaged) return;
+  owned.unmanaged = wanted;
+  drive(group, SetUnmanaged{std::move(wanted)}, now, actions);
 }
 
 bool NodeCore::must_wait_after_expiry(const GroupSpec& group) const {

@@ -37,6 +37,7 @@ struct ClusterView {
   std::map<std::string, GroupSpec> groups;           // groups/<group>
   std::map<std::string, PlacementRecord> placement;  // placement/<group>
   std::map<std::string, OwnerRecord> owners;         // owners/<group>
+  std::map<std::string, Unmanaged> unmanaged;        // unmanaged/<group>
 };
 
 // --- events ---
@@ -167,6 +168,7 @@ class NodeCore {
     Phase phase = Phase::kRunning;
     std::optional<Clock::TimePoint> online_at;  // kWaiting until then
     std::unique_ptr<GroupController> controller;
+    std::vector<bool> unmanaged;  // as last given to the controller
   };
   using Actions = std::vector<NodeAction>;
 
@@ -177,6 +179,8 @@ class NodeCore {
   void drive(const std::string& group, const ControllerEvent& event, Clock::TimePoint now,
              Actions& actions);
   bool must_wait_after_expiry(const GroupSpec& group) const;
+  // Gives the controller the view's unmanaged/<group> when it changed.
+  void sync_unmanaged(const std::string& group, Clock::TimePoint now, Actions& actions);
 
   NodeCoreOptions options_;
   bool joined_ = false;

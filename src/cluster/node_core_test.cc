@@ -81,5 +81,35 @@ TEST(NodeCoreTest, ALostLeaseAfterFencingChangesNothing) {
   EXPECT_TRUE(only<ResourceCall>(again).empty());
 }
 
+TEST(NodeCoreTest, UnmanagedInTheViewReachesTheControllerAndBackAgain) {
+  OwningNode node;
+  ClusterView view;
+  view.revision = 12;
+  view.groups["web"] = one_site_group();
+  view.placement["web"] = PlacementRecord{"n1", 9};
+  view.owners["web"] = OwnerRecord{"n1", 11};
+  view.unmanaged["web"] = Unmanaged{true, {}};
+  node.core.step(ViewChanged{view}, node.now);
+  EXPECT_TRUE(node.core.controller("web")->unmanaged(0));
+  view.unmanaged.clear();
+  node.core.step(ViewChanged{view}, node.now);
+  EXPECT_FALSE(node.core.controller("web")->unmanaged(0));
+}
+
+TEST(NodeCoreTest, AnUnmanagedGroupAcquiredIsProbedNotStarted) {
+  NodeCore core(NodeCoreOptions{"n1", seconds(2), {"website", "ip"}});
+  const Clock::TimePoint now{seconds(100)};
+  core.step(Joined{7, now + seconds(2)}, now);
+  ClusterView view;
+  view.revision = 10;
+  view.groups["web"] = one_site_group();
+  view.placement["web"] = PlacementRecord{"n1", 9};
+  view.unmanaged["web"] = Unmanaged{false, {"site"}};
+  core.step(ViewChanged{view}, now);
+  auto calls = only<ResourceCall>(core.step(AcquireDone{"web", true, 11, false}, now));
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].call.verb, Verb::kIsAlive);
+}
+
 }  // namespace
 }  // namespace clusweb::cluster

@@ -101,6 +101,24 @@ class Placer {
   void decide_first(GroupView& view) const {
     const GroupState& group = *view.state;
     const GroupSpec& spec = group.spec;
+    if (group.unmanaged) {
+      auto owner = group.owner ? nodes_.find(*group.owner) : nodes_.end();
+      if (owner != nodes_.end() && owner->second.up) {
+        view.outcome =
+            Outcome{*group.owner, fmt::format("unmanaged: stays on its owner {}", *group.owner)};
+        return;
+      }
+      if (!group.owner) {
+        view.outcome = group.placement
+                           ? Outcome{*group.placement,
+                                     fmt::format("unmanaged: stays placed on {}", *group.placement)}
+                           : Outcome{std::nullopt, "unmanaged: placed nowhere"};
+        return;
+      }
+      // An owner that left the membership while it still owns the group is an agent being
+      // stopped: it takes the group offline once the rules below place it elsewhere.
+      view.notes.push_back(fmt::format("unmanaged, but its owner {} is leaving", *group.owner));
+    }
     if (group.offline_requested) {
       view.outcome = Outcome{std::nullopt, "offline by administrator"};
       return;

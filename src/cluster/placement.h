@@ -47,6 +47,8 @@ struct GroupState {
   std::optional<std::string> placement;   // current placement/<group>
   std::vector<FailoverRecord> failovers;  // resource-failure failovers, any age
   std::optional<MoveRequest> move;
+  // unmanaged/<group> names the group or one of its resources: the cluster stops acting on it.
+  bool unmanaged = false;
 };
 
 struct PlacementDecision {
@@ -57,6 +59,11 @@ struct PlacementDecision {
 };
 
 // Decides every group's node, in the order of `groups`. Rules, first match wins:
+//  0. Unmanaged (maintenance): the owner while it is Up (paused, draining or not,
+//     whatever the other rules would say); with no owner, the current placement,
+//     whatever the state of its node; with neither, nowhere. An owner that is not
+//     Up (its agent is being stopped: the membership goes first) lets the rules
+//     below decide.
 //  1. `offline_requested` -> nowhere; a fatal failover in the history ->
 //     nowhere.
 //  2. Failed: more resource-failure failovers within failover_period than the

@@ -161,10 +161,10 @@ ResourceSpec parse_resource(const YAML::Node& node) {
 }
 
 GroupState parse_group(const YAML::Node& node, WallTime now) {
-  expect_keys(node,
-              {"name", "preferredOwners", "failoverThreshold", "failoverPeriod",
-               "retryPeriodOnFailure", "failback", "failbackWindow", "antiAffinityClasses",
-               "resources", "owner", "ownerToken", "placement", "offline", "failovers", "move"});
+  expect_keys(node, {"name", "preferredOwners", "failoverThreshold", "failoverPeriod",
+                     "retryPeriodOnFailure", "failback", "failbackWindow", "antiAffinityClasses",
+                     "resources", "owner", "ownerToken", "placement", "offline", "failovers",
+                     "move", "unmanaged"});
   GroupState group;
   GroupSpec& spec = group.spec;
   spec.name = node["name"].as<std::string>();
@@ -202,6 +202,7 @@ GroupState parse_group(const YAML::Node& node, WallTime now) {
   if (node["ownerToken"]) group.owner_token = node["ownerToken"].as<int64_t>();
   if (node["placement"]) group.placement = node["placement"].as<std::string>();
   if (node["offline"]) group.offline_requested = node["offline"].as<bool>();
+  if (node["unmanaged"]) group.unmanaged = node["unmanaged"].as<bool>();
   if (node["failovers"]) {
     for (const auto& failover : node["failovers"]) {
       expect_keys(failover, {"from", "at", "class"});

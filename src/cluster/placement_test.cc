@@ -69,6 +69,24 @@ TEST(PlacementTest, OfflineRequestPlacesNowhereEvenWithAnUpOwner) {
   EXPECT_EQ(decision.reason, "offline by administrator");
 }
 
+TEST(PlacementTest, AnUnmanagedGroupStaysOnItsOwnerWhateverElseIsAsked) {
+  GroupState web = owned_by(group("web", {"n2"}), "n1");
+  web.offline_requested = true;
+  web.unmanaged = true;
+  auto decision = place_one(three_up(), web);
+  EXPECT_EQ(decision.node, "n1");
+  EXPECT_EQ(decision.reason, "unmanaged: stays on its owner n1");
+  web.owner.reset();
+  web.placement = "n3";
+  EXPECT_EQ(place_one({down("n3"), up("n2")}, web).node, "n3");
+  // An owner that left the membership (its agent is stopping) lets the usual rules decide.
+  GroupState leaving = owned_by(group("web", {"n2"}), "n1");
+  leaving.unmanaged = true;
+  auto moved = place_one({down("n1"), up("n2")}, leaving);
+  EXPECT_EQ(moved.node, "n2");
+  EXPECT_EQ(moved.reason.rfind("unmanaged, but its owner n1 is leaving", 0), 0u) << moved.reason;
+}
+
 TEST(PlacementTest, NoNodesPlacesNowhere) {
   auto decision = place_one({}, group("web", {"n1"}));
   EXPECT_EQ(decision.node, std::nullopt);

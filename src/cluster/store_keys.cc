@@ -113,6 +113,32 @@ Result<PlacementValue> decode_placement(std::string_view text, std::string_view 
   return placement;
 }
 
+std::string encode(const Unmanaged& value) {
+  json out = json::object();
+  if (value.group) out["group"] = true;
+  if (!value.resources.empty()) out["resources"] = value.resources;
+  return out.dump();
+}
+
+Result<Unmanaged> decode_unmanaged(std::string_view text, std::string_view key) {
+  auto object = parse_object(text);
+  if (!object) return bad_value(key, "not a JSON object");
+  const json& value = *object;
+  Unmanaged unmanaged;
+  if (auto group = value.find("group"); group != value.end()) {
+    if (!group->is_boolean()) return bad_value(key, "\"group\" is not true or false");
+    unmanaged.group = group->get<bool>();
+  }
+  if (auto resources = value.find("resources"); resources != value.end()) {
+    if (!resources->is_array()) return bad_value(key, "\"resources\" is not a list");
+    for (const json& name : *resources) {
+      if (!name.is_string()) return bad_value(key, "\"resources\" holds a non-string");
+      unmanaged.resources.push_back(name.get<std::string>());
+    }
+  }
+  return unmanaged;
+}
+
 void FailureHistory::trim(WallTime now, Milliseconds keep) {
   // Hard and fatal failovers hold until cleared, whatever their age.
   std::erase_if(entries, [&](const Entry& entry) {

@@ -25,6 +25,7 @@
 //   moves/<group>       `group move`: the target node ("" = any other); pending
 //                       until an ownership newer than the request exists
 //   offline/<group>     `group offline`: present = place nowhere
+//   unmanaged/<group>   `group unmanage`: maintenance (Unmanaged), the cluster stops acting
 //   events-next         the next event sequence number (events/ are written
 //                       with a compare on it, so sequences never repeat)
 //   events/<sequence>   the bounded event log
@@ -59,6 +60,8 @@ class StoreKeys {
   std::string move(std::string_view group) const { return moves() + std::string(group); }
   std::string offlines() const { return root_ + "offline/"; }
   std::string offline(std::string_view group) const { return offlines() + std::string(group); }
+  std::string unmanageds() const { return root_ + "unmanaged/"; }
+  std::string unmanaged(std::string_view group) const { return unmanageds() + std::string(group); }
   // The shared web configuration (config/shared_config.h): every site and pool in one value,
   // so that a change is one atomic write; its mod_revision is the configuration's revision.
   std::string config_web() const { return root_ + "config/web"; }
@@ -116,6 +119,10 @@ struct FailureHistory {
 };
 std::string encode(const FailureHistory& history);
 Result<FailureHistory> decode_failures(std::string_view text, std::string_view key);
+
+// unmanaged/<group>: {"group": true} or {"resources": ["site", ...]}.
+std::string encode(const Unmanaged& value);
+Result<Unmanaged> decode_unmanaged(std::string_view text, std::string_view key);
 
 // groups/<group>: the group spec as JSON with the manifest's field names
 // (preferredOwners, failoverThreshold, resources[].policy.restartThreshold,

@@ -50,6 +50,20 @@ TEST(StoreRecordsTest, PlacementRoundTrips) {
   EXPECT_EQ(*decode_placement(encode(nowhere), "k"), nowhere);
 }
 
+TEST(StoreRecordsTest, UnmanagedRoundTripsAndNamesTheKeyWhenBad) {
+  Unmanaged group{true, {}};
+  EXPECT_EQ(encode(group), R"({"group":true})");
+  EXPECT_EQ(*decode_unmanaged(encode(group), "k"), group);
+  Unmanaged some{false, {"site", "ip"}};
+  EXPECT_EQ(*decode_unmanaged(encode(some), "k"), some);
+  EXPECT_TRUE(some.covers("ip"));
+  EXPECT_FALSE(some.covers("pool"));
+  auto bad = decode_unmanaged(R"({"resources":"site"})", "/clusweb/prod/unmanaged/shop");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().describe(),
+            "/clusweb/prod/unmanaged/shop: unreadable value: \"resources\" is not a list");
+}
+
 TEST(StoreRecordsTest, BadPlacementValuesNameTheKey) {
   auto garbage = decode_placement("{not json", "/clusweb/prod/placement/shop");
   ASSERT_FALSE(garbage.ok());

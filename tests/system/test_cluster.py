@@ -250,6 +250,68 @@ class ClusterTest(LoopbackClusterTest):
         journal = [e for e in self.journal() if e[1] == "svc"]
         self.assertEqual(overlaps(journal, "svc"), [])
 
+    def test_an_unmanaged_group_is_watched_not_acted_on_until_managed_again(self):
+        n1, n2 = self.start_agents("n1", "n2")
+        spec = script_group("svc", self.script, ["n1", "n2"])
+        spec["resources"][0]["policy"] = {"looksAliveInterval": "200ms",
+                                          "isAliveInterval": "500ms", "restartDelay": "100ms"}
+        n1.api("POST", "/v1/groups/svc", {"spec": spec})
+        status = self.wait_online(n2, "svc", on="n1")
+        mark = os.path.join(self.dir, "marker", "serving", "svc.n1")
+        token = str(status["token"])
+
+        # Through the owner's agent: its own events (the request, then what it does) are in order.
+        done = self.cli(n1, "group", "unmanage", "svc")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn('group "svc" is unmanaged', done.stdout)
+
+        def resource_state(state):
+            def check():
+                status = n2.group("svc")
+                resource = status["resources"][0] if status else None
+                if resource and resource["state"] == state and resource["unmanaged"]:
+                    return status
+                return None
+            return wait_for(check, WAIT_TIMEOUT, "svc's resource %s (unmanaged)" % state)
+
+        # The service dies: seen and shown, but neither restarted nor failed over.
+        os.unlink(mark)
+        status = resource_state("Failed")
+        self.assertEqual(status["owner"], "n1")
+        self.assertIn("isalive failed", status["resources"][0]["lastError"])
+        time.sleep(1.5)  # many polls: none of them may act
+        self.assertFalse(os.path.exists(mark))
+        self.assertEqual(n2.group("svc")["owner"], "n1")
+        moved = self.cli(n2, "group", "move", "svc")
+        self.assertNotEqual(moved.returncode, 0)
+        self.assertIn("is unmanaged", moved.stderr)
+        shown = self.cli(n2, "cluster", "status")
+        self.assertRegex(shown.stdout, r"\nsvc +Failed \(unmanaged\) +n1 ")
+
+        # Repaired by hand: Online again without the cluster starting anything.
+        with open(mark, "w") as f:
+            f.write(token + "\n")
+        resource_state("Online")
+
+        # It dies again, and once managed the cluster recovers it as any failure: in place.
+        os.unlink(mark)
+        resource_state("Failed")
+        done = self.cli(n1, "group", "manage", "svc")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("managed by the cluster again", done.stdout)
+        status = self.wait_online(n2, "svc", on="n1")
+        self.assertFalse(status["resources"][0]["unmanaged"])
+        self.assertTrue(os.path.exists(mark))
+        events = [(e["node"], e["what"], e["why"]) for e in
+                  self.wait_events(n2, "svc", ("n1", "unmanaged"), ("n1", "managed"))]
+        managed_at = [i for i, e in enumerate(events) if e[1] == "managed"][0]
+        restarts = [i for i, e in enumerate(events) if e[2].startswith("restarting in place")]
+        self.assertTrue(any(e[2].endswith("(unmanaged: left as it is)")
+                            for e in events[:managed_at]), events)
+        self.assertTrue(restarts and all(i > managed_at for i in restarts), events)
+        starts = [e for e in self.journal() if e[0] == "start" and e[1] == "svc"]
+        self.assertEqual([e[2] for e in starts], ["n1", "n1"])
+
     def test_the_event_log_streams_past_and_new_events(self):
         (n1,) = self.start_agents("n1")
         stream = EventStream(n1.socket_path, "/v1/events?follow=1&after=0")
