@@ -1,5 +1,6 @@
 #include "agent/liveness.h"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -41,9 +42,17 @@ struct LeaseLiveness::State : std::enable_shared_from_this<State> {
   Clock::Duration granted_ttl{0};
   cluster::LeaseDeadline deadline;
   bool stopped = false;
-  // When the next keepalive goes out: every renewal interval, and sooner
-  // after a failed one (a store leader change must be caught at once).
-  Clock::TimePoint next_send{};
+  // When the last keepalive went out. One is due a renewal interval after the
+  // last acknowledged send; while none is acknowledged, another goes out
+  // every retry pause without waiting for those in flight: during a store
+  // leader change a member holds a keepalive until its call deadline, and the
+  // first sent after the new leader is elected is the one that renews.
+  Clock::TimePoint last_sent{};
+  Clock::Duration retry_pause{0};
+
+  Clock::TimePoint next_send() const {
+    return std::max(deadline.next_renewal(), last_sent + retry_pause);
+  }
 
   void report(std::function<void()> work) { asio::post(report_to, std::move(work)); }
 
@@ -122,7 +131,8 @@ struct LeaseLiveness::State : std::enable_shared_from_this<State> {
       if (self->callbacks.joined) self->callbacks.joined(my_lease, first_deadline);
     });
     const Clock::Duration interval = granted_ttl / options.deadline.renewals_per_ttl;
-    next_send = clock.now() + interval;
+    retry_pause = std::max<Clock::Duration>(interval / 5, milliseconds(100));
+    last_sent = clock.now();
     while (my_generation == generation) {
       const Clock::TimePoint now = clock.now();
       if (deadline.expired(now)) {
@@ -135,11 +145,11 @@ struct LeaseLiveness::State : std::enable_shared_from_this<State> {
         });
         co_return;
       }
-      if (now >= next_send) {
+      if (now >= next_send()) {
         asio::co_spawn(executor, keepalive(my_generation, my_lease, now), asio::detached);
-        next_send = now + interval;
+        last_sent = now;
       }
-      co_await pause(std::min(next_send, deadline.deadline()) - clock.now());
+      co_await pause(std::min(next_send(), deadline.deadline()) - clock.now());
     }
   }
 
@@ -156,8 +166,6 @@ struct LeaseLiveness::State : std::enable_shared_from_this<State> {
         });
       } else {
         logger("liveness")->warn("keepalive failed: {}", ttl.error().describe());
-        next_send = std::min(next_send, clock.now() + std::chrono::milliseconds(100));
-        timer.cancel();
       }
       co_return;
     }

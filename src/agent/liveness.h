@@ -59,7 +59,9 @@ struct LeaseLivenessOptions {
 // lease only when absent (two agents with one name cannot both take part),
 // keepalives go out every TTL/3 without waiting for each other (a hung one
 // never delays the next; the store moves to another endpoint by itself when
-// one misses its deadline), and the fencing deadline is computed from send
+// one misses its deadline), and while none is acknowledged, another every
+// TTL/15 (at least 100 ms), so the first sent after a store leader change
+// renews; the fencing deadline is computed from send
 // times (LeaseDeadline). Runs every store call on `executor`, which should
 // belong to a thread of its own that does nothing else (no fork, fsync or
 // netlink behind a keepalive); results are posted to `report_to`.

@@ -563,7 +563,18 @@ asio::awaitable<Exchange> Session<Stream>::serve_proxy(const Runtime& rt, const 
   // A reused idle connection may have been closed by its worker; a request
   // without a body is safe to send again on a fresh connection, once.
   for (int attempt = 0; attempt < 2 && !upstream; ++attempt) {
-    const std::string& endpoint = pool.endpoints[index++ % pool.endpoints.size()];
+    // A retry asks the pool as the front end knows it now: a recycle may have
+    // replaced the workers this request saw, and their successors are listed.
+    const PoolRuntime* current = &pool;
+    if (attempt > 0) {
+      auto now = w_.runtime->pools.find(pool.name);
+      if (now != w_.runtime->pools.end() && now->second->state == 1 &&
+          !now->second->endpoints.empty()) {
+        current = now->second.get();
+      }
+    }
+    // A copy: the runtime holding the list may be replaced while we wait.
+    const std::string endpoint = current->endpoints[index++ % current->endpoints.size()];
     auto acquired = co_await w_.upstreams.acquire(endpoint, kUpstreamConnectTimeout, attempt == 0);
     if (!acquired) {
       logger("http")->warn("worker unreachable pool={} endpoint={} error=\"{}\"", pool.name,
