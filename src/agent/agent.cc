@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -199,7 +200,7 @@ void Agent::refresh_view() {
     auto name = StoreKeys::name_under(keys_.owners(), it->first);
     if (!name) continue;
     view_.owners[std::string(*name)] =
-        cluster::OwnerRecord{it->second.value, it->second.create_revision};
+        cluster::OwnerRecord{it->second.value, it->second.create_revision, it->second.lease};
   }
   for (auto it = snapshot_.lower_bound(keys_.unmanageds());
        it != snapshot_.end() && it->first.starts_with(keys_.unmanageds()); ++it) {
@@ -282,8 +283,21 @@ asio::awaitable<Status> Agent::run() {
   refresh_view();
   write_clustered_sites();
   if (options_.loaded) options_.loaded();
+  // The groups owned under the lease of the last run are left to run; that lease is renewed
+  // once the probe is done, so that it has a whole TTL left when the liveness takes it over.
+  const int64_t kept = kept_lease();
   co_await startup_probe();
   if (!*alive) co_return Status{};
+  std::optional<ResumedLease> resume;
+  if (kept != 0) resume = co_await resume_lease(kept);
+  if (!*alive) co_return Status{};
+  if (!resume && !adopt_.empty()) {
+    // Gone meanwhile: what was left running is stopped like the rest before joining anew.
+    std::optional<std::map<std::string, int64_t>> left(std::move(adopt_));
+    adopt_.clear();
+    co_await startup_probe(std::move(left));
+    if (!*alive) co_return Status{};
+  }
   asio::co_spawn(executor_, follow(), asio::detached);
 
   Liveness::Callbacks callbacks;
@@ -291,9 +305,25 @@ asio::awaitable<Status> Agent::run() {
     if (!*alive || stopping_) return;
     lease_ = lease;
     deadline_ = deadline;
-    record("", "", "joined", fmt::format("lease {:x}", lease));
-    step(cluster::Joined{lease, deadline});
+    std::map<std::string, int64_t> adopt;
+    if (lease == resumed_lease_) adopt = std::exchange(adopt_, {});
+    adopt_.clear();
+    if (lease == resumed_lease_) {
+      std::string groups;
+      for (const auto& [group, token] : adopt) groups += (groups.empty() ? "" : ", ") + group;
+      record("", "", "resumed",
+             fmt::format("lease {:x} after the agent restarted; adopting {}", lease,
+                         groups.empty() ? std::string("no group") : groups));
+    } else {
+      record("", "", "joined", fmt::format("lease {:x}", lease));
+    }
+    if (!options_.lease_file.empty()) {
+      Status written = write_plain_file(options_.lease_file, fmt::format("{:x}\n", lease));
+      if (!written.ok()) log_()->warn("cannot keep the lease id: {}", written.error().describe());
+    }
+    // The view first: the groups adopted are looked up in it.
     step(cluster::ViewChanged{view_});
+    step(cluster::Joined{lease, deadline, std::move(adopt)});
     coordinate();
   };
   callbacks.renewed = [this, alive](Clock::TimePoint deadline) {
@@ -309,15 +339,61 @@ asio::awaitable<Status> Agent::run() {
     if (!*alive) return;
     step(cluster::LeaseLost{std::move(reason)});
   };
-  liveness_.start(std::move(callbacks));
+  if (resume) resumed_lease_ = resume->lease;
+  liveness_.start(std::move(callbacks), resume);
   co_return Status{};
 }
 
-asio::awaitable<void> Agent::startup_probe() {
+int64_t Agent::kept_lease() {
+  adopt_.clear();
+  if (options_.lease_file.empty()) return 0;
+  std::error_code exists_ec;
+  if (!std::filesystem::exists(options_.lease_file, exists_ec)) return 0;
+  std::ifstream in(options_.lease_file);
+  std::string text;
+  in >> text;
+  errno = 0;
+  char* end = nullptr;
+  const auto lease = static_cast<int64_t>(std::strtoull(text.c_str(), &end, 16));
+  if (text.empty() || end == nullptr || *end != '\0' || errno != 0 || lease <= 0) {
+    log_()->warn("{}: not a lease id (\"{}\"); joining with a new lease",
+                 options_.lease_file.string(), text);
+    return 0;
+  }
+  // Only a lease that still holds this node's membership: otherwise the node left, or its
+  // groups have been taken over already.
+  auto member = snapshot_.find(keys_.node(options_.node));
+  if (member == snapshot_.end() || member->second.lease != lease) {
+    log_()->info("lease {:x} of the last run no longer holds {}; joining with a new lease", lease,
+                 keys_.node(options_.node));
+    return 0;
+  }
+  for (const auto& [group, owner] : view_.owners) {
+    if (owner.node == options_.node && owner.lease == lease) adopt_[group] = owner.token;
+  }
+  return lease;
+}
+
+asio::awaitable<std::optional<ResumedLease>> Agent::resume_lease(int64_t lease) {
+  auto alive = alive_;
+  const Clock::TimePoint sent = clock_.now();
+  auto ttl = co_await store_.keepalive(lease);
+  if (!*alive) co_return std::nullopt;
+  if (!ttl.ok()) {
+    log_()->info("lease {:x} of the last run cannot be renewed ({}); joining with a new lease",
+                 lease, ttl.error().describe());
+    co_return std::nullopt;
+  }
+  log_()->info("resuming lease {:x} of the last run: {} group(s) to adopt", lease, adopt_.size());
+  co_return ResumedLease{lease, sent, std::chrono::duration_cast<Clock::Duration>(*ttl)};
+}
+
+asio::awaitable<void> Agent::startup_probe(std::optional<std::map<std::string, int64_t>> only) {
   // Nothing may run here without ownership (Safety 8): every resource this
   // node could host is terminated before the node takes part.
   for (const auto& [name, spec] : view_.groups) {
     if (!cluster::allows(spec, options_.node)) continue;
+    if (only ? !only->contains(name) : adopt_.contains(name)) continue;
     std::vector<int> order = cluster::dependency_order(spec);
     std::reverse(order.begin(), order.end());
     for (int index : order) {
@@ -907,6 +983,26 @@ asio::awaitable<void> Agent::shutdown(std::chrono::milliseconds timeout) {
   liveness_.stop([left] { left->cancel(); });
   co_await left->async_wait(asio::as_tuple(asio::use_awaitable));
   wakeup_.cancel();
+  // Left: nothing to resume next time.
+  if (!options_.lease_file.empty()) {
+    std::error_code removed_ec;
+    std::filesystem::remove(options_.lease_file, removed_ec);
+  }
+}
+
+asio::awaitable<void> Agent::quiesce_for_restart(std::chrono::milliseconds timeout) {
+  auto alive = alive_;
+  record("", "", "restarting", "the agent replaces itself; its groups stay here");
+  const Clock::TimePoint give_up = clock_.now() + timeout;
+  auto busy = [this] {
+    bool calls = std::any_of(in_flight_.begin(), in_flight_.end(),
+                             [](const auto& entry) { return entry.second > 0; });
+    return calls || !events_.empty() || !status_writes_.empty();
+  };
+  while (*alive && busy() && clock_.now() < give_up) {
+    asio::steady_timer pause(executor_, milliseconds(20));
+    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
 }
 
 }  // namespace clusweb::agent

@@ -40,6 +40,10 @@ struct AgentOptions {
   std::filesystem::path clustered_sites_file;
   // Events kept in the store's log; older ones are deleted as new ones come.
   uint64_t event_log_size = 1000;
+  // Where the agent keeps its lease id (state folder), so that an agent restarted while the
+  // lease lives resumes it and adopts the groups it owns instead of stopping them; empty =
+  // never resumes.
+  std::filesystem::path lease_file;
   // Called once the keys are read and the clustered-sites file is written,
   // before the start-up probe (the moment to start the web service).
   std::function<void()> loaded;
@@ -81,6 +85,10 @@ class Agent {
   // with the `released` marker, then the membership is revoked. Bounded by
   // `timeout`; what is still running then is terminated.
   boost::asio::awaitable<void> shutdown(std::chrono::milliseconds timeout);
+  // Before the agent replaces itself (exec) and resumes its lease: no lease is given up and
+  // nothing is stopped; waits up to `timeout` for the resource calls in flight to end and the
+  // event log to be written, so the new agent starts from a settled state.
+  boost::asio::awaitable<void> quiesce_for_restart(std::chrono::milliseconds timeout);
 
   // Read by the API (on the agent's executor).
   const std::string& node() const { return options_.node; }
@@ -127,7 +135,15 @@ class Agent {
   void refresh_view();
   void changed(bool decisive);
 
-  boost::asio::awaitable<void> startup_probe();
+  // The lease of the lease file when it still holds this node's membership in the snapshot,
+  // with adopt_ set to the groups owned under it; 0 otherwise.
+  int64_t kept_lease();
+  // Renews `lease` once: the lease to resume, or nullopt when the store no longer has it.
+  boost::asio::awaitable<std::optional<ResumedLease>> resume_lease(int64_t lease);
+  // Terminates the resources of every group this node could host but those in adopt_ (or
+  // only those of `only`).
+  boost::asio::awaitable<void> startup_probe(
+      std::optional<std::map<std::string, int64_t>> only = std::nullopt);
   void write_clustered_sites();
 
   void step(const cluster::NodeEvent& event);
@@ -174,6 +190,8 @@ class Agent {
 
   int64_t lease_ = 0;
   Clock::TimePoint deadline_{};
+  int64_t resumed_lease_ = 0;             // asked of the liveness at start
+  std::map<std::string, int64_t> adopt_;  // group -> token owned under resumed_lease_
   bool campaigning_ = false;
   bool stopping_ = false;
   std::set<std::string> placement_writes_;  // groups with a write in flight

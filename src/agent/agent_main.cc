@@ -42,6 +42,34 @@ namespace {
 
 std::shared_ptr<spdlog::logger> log_() { return logger("agent"); }
 
+// The web service's pid, handed from an agent to the image that replaces it.
+constexpr const char* kWebPidVariable = "CLUSWEB_AGENT_WEB_PID";
+
+// Replaces this process by the agent's executable as the file system has it now (an upgraded
+// binary replaces the file; /proc/self/exe then names the old one, marked "(deleted)"), with
+// the command line it was started with. Returns only on failure.
+Status exec_self() {
+  std::error_code ec;
+  std::string path = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  if (ec) return make_error("cannot read /proc/self/exe: {}", ec.message());
+  static constexpr std::string_view kDeleted = " (deleted)";
+  if (path.ends_with(kDeleted)) path.resize(path.size() - kDeleted.size());
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  for (std::string arg; std::getline(in, arg, '\0');) args.push_back(arg);
+  if (args.empty()) return make_error("cannot read /proc/self/cmdline");
+  std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  // Signals blocked here would stay blocked in the new image.
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::execv(path.c_str(), argv.data());
+  return errno_error("execv", path);
+}
+
 std::string host_name() {
   char name[256] = {};
   if (::gethostname(name, sizeof name - 1) != 0) return "node";
@@ -262,6 +290,14 @@ int run_agent(const AgentRunOptions& options) {
         io, reaper, std::move(argv),
         (std::filesystem::path(options.state_dir) / "web.log").string());
   }
+  // Restarted in place (SIGUSR2): the web service started before the exec still runs.
+  if (const char* inherited = ::getenv(kWebPidVariable)) {
+    const pid_t web_pid = static_cast<pid_t>(std::strtol(inherited, nullptr, 10));
+    ::unsetenv(kWebPidVariable);
+    if (web && !web->adopt(web_pid)) {
+      log_()->warn("the web service pid={} of the last run is gone; starting a new one", web_pid);
+    }
+  }
 
   ResourceFactory factory =
       [&](const std::string& group,
@@ -284,6 +320,7 @@ int run_agent(const AgentRunOptions& options) {
   agent_options.node = node;
   agent_options.ttl = options.ttl;
   agent_options.clustered_sites_file = clustered_sites;
+  agent_options.lease_file = std::filesystem::path(options.state_dir) / "lease";
   bool loaded = false;
   agent_options.loaded = [&] {
     loaded = true;
@@ -327,6 +364,23 @@ int run_agent(const AgentRunOptions& options) {
     shutting_down = true;
     log_()->info("stopping on {}: groups move to other nodes", strsignal(signal));
     asio::co_spawn(io, shutdown(), asio::detached);
+  });
+  // SIGUSR2: replace this process by the agent's executable as it is on disk now (an
+  // upgrade), keeping the lease, the groups and the web service (ARCHITECTURE.md, Safety 3).
+  bool restart_in_place = false;
+  auto restart = [&]() -> asio::awaitable<void> {
+    follower_stop.request_stop();
+    co_await agent.quiesce_for_restart(std::chrono::seconds(5));
+    api.close();
+    restart_in_place = true;
+    io.stop();
+  };
+  asio::signal_set restart_signal(io, SIGUSR2);
+  restart_signal.async_wait([&](boost::system::error_code signal_ec, int) {
+    if (signal_ec || shutting_down) return;
+    shutting_down = true;
+    log_()->info("restarting in place on SIGUSR2: the lease, the groups and the web service stay");
+    asio::co_spawn(io, restart(), asio::detached);
   });
 
   auto start = [&]() -> asio::awaitable<void> {
@@ -380,6 +434,15 @@ int run_agent(const AgentRunOptions& options) {
   liveness_work.reset();
   liveness_io.stop();
   if (liveness_thread.joinable()) liveness_thread.join();
+  if (restart_in_place) {
+    // Exec'd from the thread that started the web service, so its parent-death signal does
+    // not fire: the process lives on, only its image changes.
+    if (web && web->pid() > 0) ::setenv(kWebPidVariable, std::to_string(web->pid()).c_str(), 1);
+    Status replaced = exec_self();
+    log_()->error("cannot restart in place: {}; the groups fail over when the lease expires",
+                  replaced.error().describe());
+    return 1;
+  }
   return exit_code;
 }
 

@@ -8,6 +8,8 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <exception>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -168,6 +170,7 @@ class AgentTest : public ::testing::Test {
     options.cluster = "test";
     options.node = kNode;
     options.wakeup_timer = false;
+    options.lease_file = lease_file_;
     agent_ = std::make_unique<Agent>(io_.get_executor(), *faulty_, *liveness_, fakes_.factory(),
                                      clock_, options);
     asio::co_spawn(io_, agent_->run(), [this](std::exception_ptr failure, Status status) {
@@ -216,6 +219,36 @@ class AgentTest : public ::testing::Test {
   std::unique_ptr<FakeLiveness> liveness_;
   std::unique_ptr<Agent> agent_;
   std::optional<Status> run_status_;
+  std::filesystem::path lease_file_;  // AgentOptions::lease_file
+};
+
+// A state folder of its own, removed at the end.
+class AgentRestartTest : public AgentTest {
+ protected:
+  AgentRestartTest()
+      : dir_(std::filesystem::temp_directory_path() /
+             fmt::format("clusweb-agent-test-{}", ::getpid())) {
+    std::filesystem::create_directories(dir_);
+    lease_file_ = dir_ / "lease";
+  }
+  ~AgentRestartTest() override {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  std::string kept_lease() const {
+    std::ifstream in(lease_file_);
+    std::string text;
+    in >> text;
+    return text;
+  }
+  // The agent process ends without leaving: its resources run on, its lease lives.
+  void kill_agent() {
+    agent_.reset();
+    settle();
+    liveness_ = std::make_unique<FakeLiveness>(*liveness_store_, keys_.node(kNode));
+  }
+
+  std::filesystem::path dir_;
 };
 
 TEST_F(AgentTest, AJoinedAgentTakesItsPreferredGroupOnlineBottomUpWithTheFencingToken) {
@@ -649,6 +682,85 @@ TEST_F(AgentTest, ACallInFlightWhenTheLeaseIsLostSeesItsFencingDeadlinePassed) {
   liveness_->lose("the store no longer has our lease");
   EXPECT_LE(fencing_deadline(), clock_.now());
   settle();
+}
+
+TEST_F(AgentRestartTest, ARestartedAgentResumesItsLeaseAndAdoptsItsGroupWithoutStartingIt) {
+  put_group(stack_group());
+  const int64_t token = own_online("web");
+  const int64_t lease = liveness_->lease();
+  EXPECT_EQ(kept_lease(), fmt::format("{:x}", lease));
+  const size_t events_before = events().size();
+  kill_agent();
+
+  const size_t before = fakes_.calls().size();
+  start_agent();
+  ASSERT_TRUE(liveness_->resumed().has_value());
+  EXPECT_EQ(liveness_->resumed()->lease, lease);
+  // The start-up probe left the group alone.
+  EXPECT_THAT(calls_since(before), IsEmpty());
+  liveness_->resume(clock_.now() + 1000h);
+  settle();
+  EXPECT_TRUE(agent_->joined());
+  // Each resource asked whether it runs, under the same fencing token; none started.
+  EXPECT_THAT(calls_since(before),
+              UnorderedElementsAre("isalive addr", "isalive data", "isalive site"));
+  EXPECT_THAT(tokens_since(before), ElementsAre(token, token, token));
+  auto owner = get(keys_.owner("web"));
+  ASSERT_TRUE(owner.has_value());
+  EXPECT_EQ(owner->create_revision, token);
+  EXPECT_EQ(owner->lease, lease);
+  EXPECT_EQ(status("web")["state"], "Online"s);
+  EXPECT_EQ(status("web")["token"], token);
+  std::vector<std::string> whats;
+  for (const json& event : events()) whats.push_back(event["what"].get<std::string>());
+  whats.erase(whats.begin(), whats.begin() + static_cast<std::ptrdiff_t>(events_before));
+  EXPECT_THAT(whats, ::testing::Contains("resumed"));
+  EXPECT_THAT(whats, ::testing::Not(::testing::Contains("acquired")));
+  EXPECT_THAT(whats, ::testing::Not(::testing::Contains("released")));
+  EXPECT_THAT(whats, ::testing::Not(::testing::Contains("joined")));
+}
+
+TEST_F(AgentRestartTest, WhatTheRestartedAgentFindsStoppedIsStartedAgain) {
+  put_group(stack_group());
+  const int64_t token = own_online("web");
+  kill_agent();
+  // The site died with the agent; the address and the data run on.
+  fakes_.fail_next("site", Verb::kIsAlive, "not serving");
+  const size_t before = fakes_.calls().size();
+  start_agent();
+  liveness_->resume(clock_.now() + 1000h);
+  settle();
+  std::vector<std::string> calls = calls_since(before);
+  ASSERT_EQ(calls.size(), 4u);
+  EXPECT_EQ(calls.back(), "online site");
+  EXPECT_THAT(tokens_since(before), ElementsAre(token, token, token, token));
+  EXPECT_EQ(status("web")["state"], "Online"s);
+}
+
+TEST_F(AgentRestartTest, AKeptLeaseThatEndedIsNotResumedAndEverythingIsStoppedFirst) {
+  put_group(stack_group());
+  own_online("web");
+  const int64_t lease = liveness_->lease();
+  kill_agent();
+  ASSERT_TRUE(await(other_->revoke(lease)).ok());
+  const size_t before = fakes_.calls().size();
+  start_agent();
+  EXPECT_FALSE(liveness_->resumed().has_value());
+  EXPECT_THAT(calls_since(before),
+              UnorderedElementsAre("terminate addr", "terminate data", "terminate site"));
+  const int64_t second = join();
+  EXPECT_NE(second, lease);
+  EXPECT_EQ(kept_lease(), fmt::format("{:x}", second));
+}
+
+TEST_F(AgentRestartTest, ALeaverKeepsNoLease) {
+  put_group(stack_group());
+  own_online("web");
+  ASSERT_FALSE(kept_lease().empty());
+  bool done = false;
+  asio::co_spawn(io_, agent_->shutdown(2000ms), [&](std::exception_ptr) { done = true; });
+  ASSERT_TRUE(run_until([&] { return done; }, 10'000ms));
+  EXPECT_FALSE(std::filesystem::exists(lease_file_));
 }
 
 }  // namespace

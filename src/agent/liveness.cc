@@ -119,13 +119,21 @@ struct LeaseLiveness::State : std::enable_shared_from_this<State> {
     co_return false;
   }
 
-  asio::awaitable<void> run(int my_generation) {
+  asio::awaitable<void> run(int my_generation, std::optional<ResumedLease> resume) {
     auto self = shared_from_this();
-    if (!co_await join(my_generation)) co_return;
+    if (resume) {
+      lease = resume->lease;
+      granted_ttl = resume->ttl;
+      deadline = cluster::LeaseDeadline(options.deadline);
+      deadline.granted(resume->sent, resume->ttl);
+    } else if (!co_await join(my_generation)) {
+      co_return;
+    }
     const int64_t my_lease = lease;
     const Clock::TimePoint first_deadline = deadline.deadline();
     logger("liveness")
-        ->info("joined as \"{}\" with lease {:x} (TTL {} s)", options.node, my_lease,
+        ->info("{} as \"{}\" with lease {:x} (TTL {} s)", resume ? "resumed" : "joined",
+               options.node, my_lease,
                std::chrono::duration_cast<std::chrono::seconds>(granted_ttl).count());
     report([self, my_lease, first_deadline] {
       if (self->callbacks.joined) self->callbacks.joined(my_lease, first_deadline);
@@ -204,11 +212,11 @@ LeaseLiveness::~LeaseLiveness() {
   });
 }
 
-void LeaseLiveness::start(Callbacks callbacks) {
+void LeaseLiveness::start(Callbacks callbacks, std::optional<ResumedLease> resume) {
   auto state = state_;
-  asio::post(state->executor, [state, callbacks = std::move(callbacks)]() mutable {
+  asio::post(state->executor, [state, callbacks = std::move(callbacks), resume]() mutable {
     state->callbacks = std::move(callbacks);
-    asio::co_spawn(state->executor, state->run(state->generation), asio::detached);
+    asio::co_spawn(state->executor, state->run(state->generation, resume), asio::detached);
   });
 }
 
@@ -220,7 +228,7 @@ void LeaseLiveness::rejoin() {
     state->timer.cancel();
     auto again = [](std::shared_ptr<State> s, int generation) -> asio::awaitable<void> {
       co_await s->give_up_lease();
-      if (generation == s->generation) co_await s->run(generation);
+      if (generation == s->generation) co_await s->run(generation, std::nullopt);
     };
     asio::co_spawn(state->executor, again(state, next), asio::detached);
   });

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/clock.h"
@@ -18,6 +19,15 @@
 #include "store/store.h"
 
 namespace clusweb::agent {
+
+// A lease the agent held before it restarted, still alive: the agent renewed it once
+// (`sent` is when that keepalive went out, `ttl` what the store granted) and found
+// nodes/<node> still bound to it.
+struct ResumedLease {
+  int64_t lease = 0;
+  Clock::TimePoint sent;
+  Clock::Duration ttl{0};
+};
 
 class Liveness {
  public:
@@ -34,8 +44,9 @@ class Liveness {
   };
 
   virtual ~Liveness() = default;
-  // Joins and keeps renewing until stop().
-  virtual void start(Callbacks callbacks) = 0;
+  // Joins and keeps renewing until stop(). With `resume`, the membership is that lease's:
+  // joined() reports it at once and renewals go on from it (a later rejoin() joins anew).
+  virtual void start(Callbacks callbacks, std::optional<ResumedLease> resume) = 0;
   // Gives up the current membership (revokes it if the store answers) and
   // joins again with a new one; never resumes the old one.
   virtual void rejoin() = 0;
@@ -71,7 +82,7 @@ class LeaseLiveness final : public Liveness {
                 boost::asio::any_io_executor report_to, LeaseLivenessOptions options);
   ~LeaseLiveness() override;
 
-  void start(Callbacks callbacks) override;
+  void start(Callbacks callbacks, std::optional<ResumedLease> resume) override;
   void rejoin() override;
   void stop(std::function<void()> done) override;
 

@@ -1,6 +1,7 @@
 #include "agent/web_supervisor.h"
 
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -60,30 +61,44 @@ void WebSupervisor::launch() {
     pid_ = *pid;
     started_at_ = std::chrono::steady_clock::now();
     log_()->info("web service started pid={} log={}", pid_, log_path_);
-    reaper_.watch(pid_, [this](int status) {
-      log_()->log(stopping_ ? spdlog::level::info : spdlog::level::warn,
-                  "web service exited pid={} status={}", pid_, describe_wait_status(status));
-      pid_ = 0;
-      kill_timer_.cancel();
-      if (stopping_) {
-        if (on_stopped_) std::exchange(on_stopped_, nullptr)();
-        return;
-      }
-      // Restarted at once after a long run, with a growing pause after quick failures.
-      if (std::chrono::steady_clock::now() - started_at_ > std::chrono::seconds(30)) {
-        backoff_ = std::chrono::milliseconds(200);
-      }
-      restart_timer_.expires_after(backoff_);
-      backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(10'000));
-      restart_timer_.async_wait([this](boost::system::error_code ec) {
-        if (!ec) launch();
-      });
-    });
+    watch_exit();
     return;
   }
   restart_timer_.expires_after(std::chrono::seconds(1));
   restart_timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec) launch();
+  });
+}
+
+bool WebSupervisor::adopt(pid_t pid) {
+  int status = 0;
+  if (pid <= 0 || pid_ > 0 || ::waitpid(pid, &status, WNOHANG) != 0) return false;
+  pid_ = pid;
+  started_at_ = std::chrono::steady_clock::now();
+  log_()->info("web service adopted pid={}: it kept serving while the agent restarted", pid_);
+  watch_exit();
+  return true;
+}
+
+void WebSupervisor::watch_exit() {
+  reaper_.watch(pid_, [this](int status) {
+    log_()->log(stopping_ ? spdlog::level::info : spdlog::level::warn,
+                "web service exited pid={} status={}", pid_, describe_wait_status(status));
+    pid_ = 0;
+    kill_timer_.cancel();
+    if (stopping_) {
+      if (on_stopped_) std::exchange(on_stopped_, nullptr)();
+      return;
+    }
+    // Restarted at once after a long run, with a growing pause after quick failures.
+    if (std::chrono::steady_clock::now() - started_at_ > std::chrono::seconds(30)) {
+      backoff_ = std::chrono::milliseconds(200);
+    }
+    restart_timer_.expires_after(backoff_);
+    backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(10'000));
+    restart_timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) launch();
+    });
   });
 }
 

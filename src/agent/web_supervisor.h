@@ -28,6 +28,10 @@ class WebSupervisor {
   ~WebSupervisor();
 
   void start();
+  // Takes over a web service this process started before it replaced itself by exec (still
+  // its child), so that start() keeps it rather than starting another. False when `pid` is
+  // not a running child of ours (it is reaped if it exited).
+  bool adopt(pid_t pid);
   // SIGTERM (the web service drains), then SIGKILL after `grace`; `done`
   // runs once the process has exited.
   void stop(std::chrono::milliseconds grace, std::function<void()> done);
@@ -35,6 +39,7 @@ class WebSupervisor {
 
  private:
   void launch();
+  void watch_exit();
 
   ChildReaper& reaper_;
   std::vector<std::string> argv_;

@@ -99,7 +99,10 @@ std::vector<ControllerAction> GroupController::step(const ControllerEvent& event
                  },
                  [&](const TerminateAll&) {
                    target_ = Target::kTerminate;
-                   for (Resource& resource : resources_) resource.terminated = false;
+                   for (Resource& resource : resources_) {
+                     resource.terminated = false;
+                     resource.probing = false;  // a Terminate ends it whatever it is
+                   }
                  },
                  [&](const CallFinished& done) { on_call_finished(done, now, actions); },
                  [&](const ResourceLooksDead& dead) {
@@ -115,6 +118,15 @@ std::vector<ControllerAction> GroupController::step(const ControllerEvent& event
                  [&](const SetUnmanaged& set) {
                    for (size_t r = 0; r < resources_.size(); ++r) {
                      resources_[r].unmanaged = r < set.unmanaged.size() && set.unmanaged[r];
+                   }
+                 },
+                 [&](const Adopt&) {
+                   target_ = Target::kOnline;
+                   reported_online_ = false;
+                   for (Resource& resource : resources_) {
+                     if (!resource.call_id && resource.state == ResourceState::kOffline) {
+                       resource.probing = true;
+                     }
                    }
                  },
              },
@@ -173,6 +185,18 @@ void GroupController::on_call_finished(const CallFinished& done, Clock::TimePoin
       }
       break;
     case Verb::kIsAlive:
+      if (resource.probing) {
+        resource.probing = false;
+        if (done.ok) {
+          resource.is_alive_now = false;
+          resource.next_is_alive = now + policy.is_alive_interval;
+          resource.next_looks_alive = now + policy.looks_alive_interval;
+          set_state(r, ResourceState::kOnline, "adopted: isalive succeeded", actions);
+        } else {
+          resource.last_error = failure_text("isalive", policy.probe_timeout);
+        }
+        break;
+      }
       if (done.ok) {
         resource.is_alive_now = false;
         resource.next_is_alive = now + policy.is_alive_interval;
@@ -326,7 +350,21 @@ void GroupController::reconcile(Clock::TimePoint now, Actions& actions) {
   }
 }
 
+bool GroupController::probe_adopted(Actions& actions) {
+  bool outstanding = false;
+  for (size_t r = 0; r < resources_.size(); ++r) {
+    Resource& resource = resources_[r];
+    if (!resource.probing) continue;
+    outstanding = true;
+    if (!resource.call_id) issue(static_cast<int>(r), Verb::kIsAlive, actions);
+  }
+  return outstanding;
+}
+
 void GroupController::reconcile_online(Clock::TimePoint now, Actions& actions) {
+  // Nothing is started or stopped before every probe has answered: a resource that looks
+  // offline only because its probe is outstanding would take its dependents down.
+  if (probe_adopted(actions)) return;
   for (int r : order_) {
     Resource& resource = resources_[r];
     const ResourcePolicy& policy = group_.resources[r].policy;
@@ -525,6 +563,10 @@ GroupStatus GroupController::group_status() const {
 
 std::optional<Clock::TimePoint> GroupController::next_wakeup() const {
   if (target_ != Target::kOnline) return std::nullopt;
+  // Adopting: nothing is due until every probe has answered (their ends are events).
+  if (std::any_of(resources_.begin(), resources_.end(),
+                  [](const Resource& r) { return r.probing; }))
+    return std::nullopt;
   std::optional<Clock::TimePoint> wakeup;
   auto consider = [&](Clock::TimePoint t) {
     if (!wakeup || t < *wakeup) wakeup = t;

@@ -81,8 +81,15 @@ struct SetUnmanaged {
   std::vector<bool> unmanaged;
 };
 
+// The node owns the group still, but its agent restarted under the same lease and does not
+// know what runs: every resource is probed with IsAlive first, all at once. Those that answer
+// are Online again without being started; then the group goes on as after BringOnline (the
+// others are brought online bottom-up, an online resource whose dependency is not online is
+// taken offline first).
+struct Adopt {};
+
 using ControllerEvent = std::variant<BringOnline, TakeOffline, TerminateAll, CallFinished,
-                                     ResourceLooksDead, Timer, SetUnmanaged>;
+                                     ResourceLooksDead, Timer, SetUnmanaged, Adopt>;
 
 // --- actions (controller -> shell) ---
 
@@ -159,6 +166,7 @@ class GroupController {
     bool is_alive_now = false;       // LooksAlive said false: run IsAlive next
     bool unmanaged = false;          // SetUnmanaged
     bool failure_unhandled = false;  // failed while unmanaged: recovered once managed again
+    bool probing = false;            // Adopt: its IsAlive tells what state it is in
     Clock::TimePoint next_looks_alive{};
     Clock::TimePoint next_is_alive{};
     std::optional<Clock::TimePoint> restart_at;  // RestartDelay running
@@ -179,6 +187,8 @@ class GroupController {
   void after_terminate(int r, Clock::TimePoint now, Actions& actions);
   void reconcile(Clock::TimePoint now, Actions& actions);
   void reconcile_online(Clock::TimePoint now, Actions& actions);
+  // Adopt: issues the probes not yet issued; true while one is outstanding.
+  bool probe_adopted(Actions& actions);
   void reconcile_offline(Actions& actions);
   void reconcile_terminate(Actions& actions);
 

@@ -17,6 +17,7 @@ std::vector<NodeAction> NodeCore::step(const NodeEvent& event, Clock::TimePoint 
     joined_ = true;
     fenced_ = false;
     deadline_ = joined->deadline;
+    for (const auto& [group, token] : joined->adopt) adopt(group, token, now, actions);
   } else if (const auto* renewed = std::get_if<Renewed>(&event)) {
     if (joined_ && !fenced_) deadline_ = std::max(deadline_, renewed->deadline);
   } else if (const auto* changed = std::get_if<ViewChanged>(&event)) {
@@ -119,6 +120,21 @@ void NodeCore::reconcile(Clock::TimePoint now, Actions& actions) {
     acquiring_.insert(name);
     actions.push_back(AcquireOwnership{name});
   }
+}
+
+void NodeCore::adopt(const std::string& group, int64_t token, Clock::TimePoint now,
+                     Actions& actions) {
+  auto spec = view_.groups.find(group);
+  // A group deleted meanwhile is not known well enough to adopt: its key goes with the lease.
+  // Past the deadline it is still taken, so that the fencing that follows terminates it.
+  if (spec == view_.groups.end() || owned_.contains(group)) return;
+  Owned owned;
+  owned.token = token;
+  owned.unmanaged.assign(spec->second.resources.size(), false);
+  owned.controller = std::make_unique<GroupController>(spec->second);
+  owned_.emplace(group, std::move(owned));
+  sync_unmanaged(group, now, actions);
+  drive(group, Adopt{}, now, actions);
 }
 
 void NodeCore::release(const std::string& group, int64_t token,

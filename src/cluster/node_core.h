@@ -23,6 +23,7 @@ namespace clusweb::cluster {
 struct OwnerRecord {
   std::string node;
   int64_t token = 0;  // create_revision: the fencing token
+  int64_t lease = 0;  // the lease the key is bound to
 };
 
 // placement/<group> as the store shows it.
@@ -47,6 +48,10 @@ struct ClusterView {
 struct Joined {
   int64_t lease = 0;
   Clock::TimePoint deadline;
+  // The agent restarted and resumed a lease that is still alive: the groups owned under it
+  // (group -> fencing token), whose resources were left running. The node owns them again at
+  // once and adopts what runs (GroupController's Adopt) instead of starting it anew.
+  std::map<std::string, int64_t> adopt = {};
 };
 // A renewal was acknowledged; the deadline only moves forward.
 struct Renewed {
@@ -173,6 +178,7 @@ class NodeCore {
   using Actions = std::vector<NodeAction>;
 
   void reconcile(Clock::TimePoint now, Actions& actions);
+  void adopt(const std::string& group, int64_t token, Clock::TimePoint now, Actions& actions);
   void release(const std::string& group, int64_t token, std::optional<std::string> failover_reason,
                FailureClass failure, bool resources_stopped, Actions& actions);
   void fence(std::string reason, Clock::TimePoint now, Actions& actions);

@@ -111,5 +111,44 @@ TEST(NodeCoreTest, AnUnmanagedGroupAcquiredIsProbedNotStarted) {
   EXPECT_EQ(calls[0].call.verb, Verb::kIsAlive);
 }
 
+TEST(NodeCoreTest, AResumedLeaseAdoptsItsGroupsWithoutAcquiringOrStarting) {
+  NodeCore core(NodeCoreOptions{"n1", seconds(2), {"website", "ip"}});
+  const Clock::TimePoint now{seconds(100)};
+  // The restarted agent sees the store first: the group is placed here and owned under the
+  // lease it resumes.
+  ClusterView view;
+  view.revision = 20;
+  view.groups["web"] = one_site_group();
+  view.placement["web"] = PlacementRecord{"n1", 9};
+  view.owners["web"] = OwnerRecord{"n1", 11, 7};
+  EXPECT_TRUE(core.step(ViewChanged{view}, now).empty());
+  auto actions = core.step(Joined{7, now + seconds(2), {{"web", 11}}}, now);
+  EXPECT_TRUE(only<AcquireOwnership>(actions).empty());
+  auto calls = only<ResourceCall>(actions);
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].call.verb, Verb::kIsAlive);
+  EXPECT_EQ(calls[0].token, 11);
+  EXPECT_EQ(core.token("web"), 11);
+  auto answered = core.step(
+      GroupCallFinished{"web", 11, CallFinished{calls[0].call.call_id, true, false, ""}}, now);
+  EXPECT_TRUE(only<ResourceCall>(answered).empty());
+  EXPECT_EQ(core.controller("web")->state(0), ResourceState::kOnline);
+  // Later views change nothing: the store still says the group is ours.
+  view.revision = 21;
+  EXPECT_TRUE(only<ResourceCall>(core.step(ViewChanged{view}, now)).empty());
+  EXPECT_EQ(core.token("web"), 11);
+}
+
+TEST(NodeCoreTest, AGroupGoneWhileTheAgentWasDownIsNotAdopted) {
+  NodeCore core(NodeCoreOptions{"n1", seconds(2), {"website", "ip"}});
+  const Clock::TimePoint now{seconds(100)};
+  ClusterView view;
+  view.revision = 20;
+  core.step(ViewChanged{view}, now);
+  auto actions = core.step(Joined{7, now + seconds(2), {{"web", 11}}}, now);
+  EXPECT_TRUE(actions.empty());
+  EXPECT_TRUE(core.owned_groups().empty());
+}
+
 }  // namespace
 }  // namespace clusweb::cluster

@@ -506,6 +506,13 @@ asio::awaitable<CallResult> is_alive(Call& c) {
                                  c.config.describe_expected()));
   }
   c.say(fmt::format("probe {} answered {}", target->describe(), *answer));
+  // Serving, but not under a permit of this object's: adopted after the agent restarted (or
+  // found serving while unmanaged). Its permit is renewed from now on, as one granted here.
+  if (!c.state->online && !c.state->stopping) {
+    if (Status granted = co_await grant(c); !granted) {
+      co_return c.fail(fmt::format("site {}: {}", c.config.site, granted.error().message));
+    }
+  }
   co_return c.succeed();
 }
 

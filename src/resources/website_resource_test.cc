@@ -250,7 +250,9 @@ TEST_F(WebsiteResourceTest, ConstructorParametersAreDefaultsForEveryCall) {
   c.parameters = {{"probePath", "/ping"}};
   CallResult result = call(Verb::kIsAlive, c);
   EXPECT_TRUE(result.ok) << result.detail;
-  EXPECT_THAT(actions(), ElementsAre(StartsWith("probe /ping")));
+  // The probe, then the permit this object takes over (it never went online itself).
+  EXPECT_THAT(actions(),
+              ElementsAre(StartsWith("probe /ping"), StartsWith("POST /v1/permits/shop")));
 
   // Complete defaults are enough to watch before any call.
   resource_ = std::make_unique<WebsiteResource>(
@@ -456,7 +458,8 @@ TEST_F(WebsiteResourceTest, IsAliveProbesHttpsWithTheHostNameAsSni) {
   CallResult result = call(Verb::kIsAlive);
   EXPECT_TRUE(result.ok) << result.detail;
   EXPECT_THAT(actions(), ElementsAre("probe / Host=www.example.com:" +
-                                     std::to_string(secure.port()) + " SNI=www.example.com"));
+                                         std::to_string(secure.port()) + " SNI=www.example.com",
+                                     StartsWith("POST /v1/permits/shop")));
 }
 
 TEST_F(WebsiteResourceTest, OfflineStopsSiteThenPoolThenRevokesThePermit) {
@@ -537,6 +540,17 @@ TEST_F(WebsiteResourceTest, RenewedRepostsThePermitOnlyWhileOnline) {
   EXPECT_FALSE(call(Verb::kLooksAlive).ok);
   EXPECT_EQ(service_->permits().size(), posted) << "no renewal after offline";
   EXPECT_EQ(service_->permits().back().second, 0);
+}
+
+TEST_F(WebsiteResourceTest, AnIsAliveOfASiteServingUnderAnotherPermitTakesOverItsRenewals) {
+  // Started and permitted by the agent's previous run; this object never went online.
+  make_running();
+  ASSERT_TRUE(call(Verb::kIsAlive).ok);
+  ASSERT_EQ(count_of("POST /v1/permits"), 1U) << "the permit is granted anew";
+  clock_.advance(1s);
+  resource_->renewed(clock_.now() + 20s);
+  ASSERT_TRUE(run_until([&] { return service_->permits().size() == 2; }));
+  EXPECT_EQ(service_->permits().back().second, kBoottimeMs + 20'000);
 }
 
 TEST_F(WebsiteResourceTest, RenewedKeepsOnePostInFlightAndSendsTheNewestDeadlineNext) {

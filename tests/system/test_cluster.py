@@ -7,13 +7,16 @@ once. Network-level behaviour (floating addresses, partitions) is in test_cluste
 
 import json
 import os
+import signal
 import subprocess
+import threading
 import time
 import unittest
 
-from cluster_harness import (LoopbackClusterTest, marker_script, overlaps, read_journal,
+from cluster_harness import (Agent, LoopbackClusterTest, marker_script, overlaps, read_journal,
                              script_group)
-from harness import BIN, WAIT_TIMEOUT, EventStream, dedent, wait_for, write_file
+from harness import (BIN, WAIT_TIMEOUT, EventStream, dedent, free_port, http_request, wait_for,
+                     write_file)
 
 TTL = 2.0
 
@@ -485,6 +488,129 @@ class ClusterTest(LoopbackClusterTest):
         self.assertEqual((stored["sites"], stored["pools"]), ([], []))
         self.assertEqual(json.loads(clusweb("config", "history", "-o", "json").stdout)
                          ["revisions"][0]["summary"], "site/shop removed, pool/api removed")
+
+class AgentRestartTest(LoopbackClusterTest):
+    """An agent restarted while its lease lives adopts what it runs: no failover, no restart
+    of what still runs. TTL 4 s leaves a killed agent time to come back under its lease."""
+
+    ttl = 4.0
+
+    def children(self, pid):
+        try:
+            with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+                return {int(p) for p in f.read().split()}
+        except OSError:
+            return set()
+
+    def web_pid(self, agent):
+        for pid in self.children(agent.proc.pid):
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                if f.read().split(b"\0")[1:2] == [b"web"]:
+                    return pid
+        return None
+
+    def test_a_restarted_agent_adopts_its_groups_under_its_lease(self):
+        script = marker_script(os.path.join(self.dir, "marker"))
+        port = free_port()
+        content = os.path.join(self.dir, "www")
+        os.makedirs(content)
+        write_file(os.path.join(content, "index.html"), "shop\n")
+        for path in (self.dir, content):
+            os.chmod(path, 0o755)
+        server = write_file(os.path.join(self.dir, "server.yaml"), "kind: WebServer\nthreads: 1\n")
+        self.agents["n1"] = Agent("n1", self.etcd, self.dir, ttl="%ds" % self.ttl,
+                                  extra_args=["--web-config", server])
+        n1 = self.agents["n1"].start()
+        (n2,) = self.start_agents("n2")
+        site = write_file(os.path.join(self.dir, "shop.yaml"), dedent("""\
+            kind: Site
+            name: shop
+            physicalPath: www
+            bindings: [http://127.0.0.1:%d]
+            """ % port))
+        applied = subprocess.run([BIN, "apply", "--run-dir", n1.run_dir, "-f", site],
+                                 capture_output=True, text=True, check=False)
+        self.assertEqual(applied.returncode, 0, applied.stderr)
+        n1.api("POST", "/v1/groups/shop", {"spec": {"preferredOwners": ["n1"], "resources": [
+            {"name": "app", "type": "script", "parameters": {"path": script}},
+            {"name": "site", "type": "website", "parameters": {"site": "shop"},
+             "dependsOn": [["app"]]}]}})
+
+        def page():
+            try:
+                response, body = http_request(port, timeout=2.0)
+            except OSError as error:
+                return repr(error)
+            return body.decode().strip() if response.status == 200 else response.status
+
+        def online_on_n1():
+            status = n2.group("shop")
+            return status if status and status["state"] == "Online" and \
+                status["owner"] == "n1" else None
+        first = wait_for(online_on_n1, WAIT_TIMEOUT, "group shop Online on n1")
+        wait_for(lambda: page() == "shop", WAIT_TIMEOUT, "the site to serve")
+        agent_pid, web = n1.proc.pid, self.web_pid(n1)
+        self.assertIsNotNone(web)
+
+        # In place (SIGUSR2, an upgrade): the process runs the agent's executable anew; the
+        # web service serves on throughout, every request answered.
+        failures = []
+        stop = threading.Event()
+
+        def probe():
+            while not stop.is_set():
+                got = page()
+                if got != "shop":
+                    failures.append(got)
+                time.sleep(0.02)
+        prober = threading.Thread(target=probe)
+        prober.start()
+        try:
+            n1.proc.send_signal(signal.SIGUSR2)
+
+            def resumed(count):
+                def check():
+                    events = [e for e in n2.api("GET", "/v1/events?after=0&limit=1000")["events"]
+                              if e["node"] == "n1" and e["what"] == "resumed"]
+                    return events if len(events) >= count else None
+                return check
+            events = wait_for(resumed(1), WAIT_TIMEOUT, "n1 to resume its lease")
+            self.assertIn("adopting shop", events[0]["why"])
+            wait_for(lambda: n1.cluster().get("joined"), WAIT_TIMEOUT, "n1's API again")
+            time.sleep(self.ttl)  # a lease that had not been renewed would have ended by now
+        finally:
+            stop.set()
+            prober.join()
+        self.assertEqual(failures, [], n1.log()[-3000:])
+        self.assertEqual(n1.proc.pid, agent_pid)
+        self.assertTrue(n1.running())
+        self.assertEqual(self.web_pid(n1), web)
+        after = online_on_n1()
+        self.assertIsNotNone(after, n2.group("shop"))
+        self.assertEqual(after["token"], first["token"])
+        journal = [e for e in read_journal(os.path.join(self.dir, "marker")) if e[1] == "shop"]
+        self.assertEqual([(e[0], e[2]) for e in journal], [("start", "n1")], journal)
+
+        # Killed and started again within the TTL: the lease still lives, so the group stays;
+        # the script still runs and is adopted, the web service (which ends with its agent)
+        # is started again and the site brought online again, on the same ownership.
+        n1.kill()
+        n1.start()
+        wait_for(resumed(2), WAIT_TIMEOUT, "n1 to resume its lease again")
+        wait_for(lambda: page() == "shop", WAIT_TIMEOUT, "the site to serve again")
+        again = wait_for(online_on_n1, WAIT_TIMEOUT, "group shop Online on n1 again")
+        self.assertEqual(again["token"], first["token"])
+        journal = [e for e in read_journal(os.path.join(self.dir, "marker")) if e[1] == "shop"]
+        self.assertEqual([(e[0], e[2]) for e in journal], [("start", "n1")], journal)
+        whats = [(e["node"], e["what"]) for e in n2.api("GET", "/v1/events?after=0&limit=1000")
+                 ["events"] if e["group"] == "shop" and e["resource"] == ""]
+        self.assertEqual([w for w in whats if w[1] in ("acquired", "released", "failed-over")],
+                         [("n1", "acquired")], whats)
+
+        # A graceful stop leaves for good: the next start joins with a new lease.
+        self.assertEqual(n1.stop(), 0, n1.log()[-3000:])
+        self.assertFalse(os.path.exists(os.path.join(n1.state_dir, "lease")))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -7,11 +7,14 @@
 // agent asked of it (start, rejoin, stop). Single-threaded: the callbacks run
 // on the caller's thread, which must be the agent's (the test's io_context).
 
+#include <gtest/gtest.h>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -30,8 +33,9 @@ class FakeLiveness final : public Liveness {
       : store_(store), node_key_(std::move(node_key)), lease_ttl_(lease_ttl) {}
 
   // --- what the agent calls ---
-  void start(Callbacks callbacks) override {
+  void start(Callbacks callbacks, std::optional<ResumedLease> resume) override {
     callbacks_ = std::move(callbacks);
+    resume_ = resume;
     ++starts_;
   }
   void rejoin() override { ++rejoins_; }
@@ -63,6 +67,15 @@ class FakeLiveness final : public Liveness {
     if (callbacks_.joined) callbacks_.joined(lease_, deadline);
     co_return lease_;
   }
+  // Reports joined() with the lease the agent asked to resume (it must have asked).
+  void resume(Clock::TimePoint deadline) {
+    if (!resume_) {
+      ADD_FAILURE() << "the agent did not ask to resume a lease";
+      return;
+    }
+    lease_ = resume_->lease;
+    if (callbacks_.joined) callbacks_.joined(lease_, deadline);
+  }
   void renew(Clock::TimePoint deadline) {
     if (callbacks_.renewed) callbacks_.renewed(deadline);
   }
@@ -72,6 +85,8 @@ class FakeLiveness final : public Liveness {
 
   int64_t lease() const { return lease_; }
   int starts() const { return starts_; }
+  // What the agent asked to resume at its last start.
+  const std::optional<ResumedLease>& resumed() const { return resume_; }
   int rejoins() const { return rejoins_; }
   int stops() const { return stops_; }
   // Runs inside stop(), before `done` is posted: lets a test look at the
@@ -85,6 +100,7 @@ class FakeLiveness final : public Liveness {
   Callbacks callbacks_;
   int64_t lease_ = 0;
   int starts_ = 0;
+  std::optional<ResumedLease> resume_;
   int rejoins_ = 0;
   int stops_ = 0;
 };
