@@ -166,9 +166,14 @@ class PoolFailureTest(NetnsClusterBase):
         who = self.wait_answer(not_node="n1")
         self.assertEqual(self.owner(n2), who)
         # Each node appends its own events, after the fact: wait for the two that matter.
-        events = wait_for(lambda: (lambda e: e if {("n1", "failed-over"), (who, "acquired")}
-                                   <= {(n, w) for n, w, _ in e} else None)(self.events(n2)),
-                          WAIT_TIMEOUT, "the failover's events")
+        try:
+            events = wait_for(lambda: (lambda e: e if {("n1", "failed-over"), (who, "acquired")}
+                                       <= {(n, w) for n, w, _ in e} else None)(self.events(n2)),
+                              WAIT_TIMEOUT, "the failover's events")
+        except Timeout:
+            # On failure: how the group left n1, as the event log and n1's log tell it.
+            self.fail("no failover events; events: %s\n--- n1 ---\n%s"
+                      % (self.events(n2), self.agents["n1"].log()[-4000:]))
         whats = [(node, what) for node, what, _ in events]
         restarts = [i for i, e in enumerate(events)
                     if e[0] == "n1" and e[2].startswith("restarting in place")]
