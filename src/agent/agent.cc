@@ -305,9 +305,10 @@ asio::awaitable<Status> Agent::run() {
     if (!*alive || stopping_) return;
     lease_ = lease;
     deadline_ = deadline;
-    std::map<std::string, int64_t> adopt;
-    if (lease == resumed_lease_) adopt = std::exchange(adopt_, {});
-    adopt_.clear();
+    // Only the lease asked to resume brings its groups; a new one (the resume failed, or a
+    // rejoin after fencing) starts with none.
+    std::map<std::string, int64_t> adopt = std::exchange(adopt_, {});
+    if (lease != resumed_lease_) adopt.clear();
     if (lease == resumed_lease_) {
       std::string groups;
       for (const auto& [group, token] : adopt) groups += (groups.empty() ? "" : ", ") + group;

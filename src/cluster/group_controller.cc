@@ -156,9 +156,7 @@ void GroupController::on_call_finished(const CallFinished& done, Clock::TimePoin
   switch (verb) {
     case Verb::kOnline:
       if (done.ok) {
-        resource.next_looks_alive = now + policy.looks_alive_interval;
-        resource.next_is_alive = now + policy.is_alive_interval;
-        resource.is_alive_now = false;
+        restart_polls(r, now);
         set_state(r, ResourceState::kOnline, "online", actions);
       } else {
         on_failure(r, failure_text("online", policy.pending_timeout), done.failure, actions);
@@ -188,9 +186,7 @@ void GroupController::on_call_finished(const CallFinished& done, Clock::TimePoin
       if (resource.probing) {
         resource.probing = false;
         if (done.ok) {
-          resource.is_alive_now = false;
-          resource.next_is_alive = now + policy.is_alive_interval;
-          resource.next_looks_alive = now + policy.looks_alive_interval;
+          restart_polls(r, now);
           set_state(r, ResourceState::kOnline, "adopted: isalive succeeded", actions);
         } else {
           resource.last_error = failure_text("isalive", policy.probe_timeout);
@@ -198,9 +194,7 @@ void GroupController::on_call_finished(const CallFinished& done, Clock::TimePoin
         break;
       }
       if (done.ok) {
-        resource.is_alive_now = false;
-        resource.next_is_alive = now + policy.is_alive_interval;
-        resource.next_looks_alive = now + policy.looks_alive_interval;
+        restart_polls(r, now);
         if (resource.state != ResourceState::kOnline && hands_off(r)) {
           // Started (or repaired) by hand while unmanaged: what it is now is what counts.
           resource.failure_unhandled = false;
@@ -348,6 +342,14 @@ void GroupController::reconcile(Clock::TimePoint now, Actions& actions) {
       reconcile_terminate(actions);
       break;
   }
+}
+
+void GroupController::restart_polls(int r, Clock::TimePoint now) {
+  Resource& resource = resources_[r];
+  const ResourcePolicy& policy = group_.resources[r].policy;
+  resource.is_alive_now = false;
+  resource.next_looks_alive = now + policy.looks_alive_interval;
+  resource.next_is_alive = now + policy.is_alive_interval;
 }
 
 bool GroupController::probe_adopted(Actions& actions) {

@@ -187,6 +187,8 @@ class GroupController {
   void after_terminate(int r, Clock::TimePoint now, Actions& actions);
   void reconcile(Clock::TimePoint now, Actions& actions);
   void reconcile_online(Clock::TimePoint now, Actions& actions);
+  // A check just passed (or the resource came online): the next polls count from now.
+  void restart_polls(int r, Clock::TimePoint now);
   // Adopt: issues the probes not yet issued; true while one is outstanding.
   bool probe_adopted(Actions& actions);
   void reconcile_offline(Actions& actions);

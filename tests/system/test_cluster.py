@@ -15,8 +15,8 @@ import unittest
 
 from cluster_harness import (Agent, LoopbackClusterTest, marker_script, overlaps, read_journal,
                              script_group)
-from harness import (BIN, WAIT_TIMEOUT, EventStream, dedent, free_port, http_request, wait_for,
-                     write_file)
+from harness import (BIN, WAIT_TIMEOUT, EventStream, assert_holds, dedent, free_port,
+                     http_request, wait_for, write_file)
 
 TTL = 2.0
 
@@ -577,7 +577,8 @@ class AgentRestartTest(LoopbackClusterTest):
             events = wait_for(resumed(1), WAIT_TIMEOUT, "n1 to resume its lease")
             self.assertIn("adopting shop", events[0]["why"])
             wait_for(lambda: n1.cluster().get("joined"), WAIT_TIMEOUT, "n1's API again")
-            time.sleep(self.ttl)  # a lease that had not been renewed would have ended by now
+            # A lease that had not been renewed would end within a TTL: the group stays.
+            assert_holds(online_on_n1, self.ttl, "group shop Online on n1")
         finally:
             stop.set()
             prober.join()
