@@ -81,6 +81,16 @@ asio::awaitable<error_code> send_all(AsyncStream& stream, const Buffers& buffers
   }
 }
 
+// Waits until the handlers ready now have run. A read issued right after
+// this side wrote to its peer would find nothing yet, and asio tries a read
+// at once before it waits for the socket: a system call that fails. Issued
+// after the handlers of this turn of the event loop, the read usually finds
+// the peer's answer there. With nothing else ready this costs one dispatch.
+template <class Executor>
+asio::awaitable<void> after_ready_handlers(const Executor& executor) {
+  return asio::post(executor, asio::use_awaitable);
+}
+
 // Writes `head` (may be empty) and one piece of body framed as `chunked`
 // says; `last` ends a chunked body. One gather write.
 template <class AsyncStream>
@@ -617,6 +627,7 @@ asio::awaitable<Exchange> Session<Stream>::serve_proxy(const Runtime& rt, const 
       }
     }
     if (!ec) {
+      co_await after_ready_handlers(connection->stream.get_executor());
       response_parser.emplace();
       if (head_request) response_parser->skip(true);
       response_parser->body_limit(boost::none);
@@ -795,8 +806,10 @@ asio::awaitable<void> Session<Stream>::run() {
     // applies to the body as it is read.
     parser.body_limit(boost::none);
     slot_.extend(first ? limits.header_timeout : limits.idle_timeout);
-    first = false;
     slot_.busy = false;
+    // A client sends its next request only after it has read the last answer.
+    if (!first && buffer_.size() == 0) co_await after_ready_handlers(stream_.get_executor());
+    first = false;
     auto [ec, n] = co_await bhttp::async_read_header(stream_, buffer_, parser, kTuple);
     if (ec) {
       if (is_benign_close(ec) || w_.stopping) co_return;
