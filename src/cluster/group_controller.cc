@@ -542,6 +542,8 @@ GroupStatus GroupController::group_status() const {
   int online = 0;
   int failed = 0;
   for (const Resource& resource : resources_) {
+    // Adopted and not yet probed: neither known to run nor known not to.
+    if (resource.probing) return GroupStatus::kPending;
     switch (resource.state) {
       case ResourceState::kOnline:
         ++online;

@@ -514,8 +514,12 @@ TEST(GroupControllerTest, AdoptProbesEveryResourceAtOnceAndStartsNothingThatRuns
   driver.send(Adopt{});
   EXPECT_TRUE(driver.has_pending(0, Verb::kIsAlive));
   EXPECT_TRUE(driver.has_pending(1, Verb::kIsAlive));
+  // Shown as Pending, not Offline, until the probes answer.
+  EXPECT_EQ(driver.controller().group_status(), GroupStatus::kPending);
   driver.finish(1, Verb::kIsAlive, true);
+  EXPECT_EQ(driver.controller().group_status(), GroupStatus::kPending);
   driver.finish(0, Verb::kIsAlive, true);
+  EXPECT_EQ(driver.controller().group_status(), GroupStatus::kOnline);
   EXPECT_EQ(driver.controller().state(0), ResourceState::kOnline);
   EXPECT_EQ(driver.controller().state(1), ResourceState::kOnline);
   for (const Call& call : driver.calls()) EXPECT_EQ(call.verb, Verb::kIsAlive);

@@ -577,8 +577,15 @@ class AgentRestartTest(LoopbackClusterTest):
             events = wait_for(resumed(1), WAIT_TIMEOUT, "n1 to resume its lease")
             self.assertIn("adopting shop", events[0]["why"])
             wait_for(lambda: n1.cluster().get("joined"), WAIT_TIMEOUT, "n1's API again")
-            # A lease that had not been renewed would end within a TTL: the group stays.
-            assert_holds(online_on_n1, self.ttl, "group shop Online on n1")
+            # A lease that had not been renewed would end within a TTL: the group stays on
+            # n1 under the same ownership. (While its resources are probed again on adoption
+            # the group shows Pending.)
+            def still_owned_by_n1():
+                status = n2.group("shop")
+                return status is not None and status["owner"] == "n1" and \
+                    status["token"] == first["token"]
+            assert_holds(still_owned_by_n1, self.ttl, "group shop owned by n1 as before")
+            wait_for(online_on_n1, WAIT_TIMEOUT, "group shop Online on n1 after the restart")
         finally:
             stop.set()
             prober.join()
