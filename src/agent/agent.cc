@@ -293,8 +293,7 @@ asio::awaitable<Status> Agent::run() {
   if (!*alive) co_return Status{};
   if (!resume && !adopt_.empty()) {
     // Gone meanwhile: what was left running is stopped like the rest before joining anew.
-    std::optional<std::map<std::string, int64_t>> left(std::move(adopt_));
-    adopt_.clear();
+    std::map<std::string, int64_t> left = std::exchange(adopt_, {});
     co_await startup_probe(std::move(left));
     if (!*alive) co_return Status{};
   }
@@ -308,7 +307,6 @@ asio::awaitable<Status> Agent::run() {
     // Only the lease asked to resume brings its groups; a new one (the resume failed, or a
     // rejoin after fencing) starts with none.
     std::map<std::string, int64_t> adopt = std::exchange(adopt_, {});
-    if (lease != resumed_lease_) adopt.clear();
     if (lease == resumed_lease_) {
       std::string groups;
       for (const auto& [group, token] : adopt) groups += (groups.empty() ? "" : ", ") + group;
@@ -316,6 +314,7 @@ asio::awaitable<Status> Agent::run() {
              fmt::format("lease {:x} after the agent restarted; adopting {}", lease,
                          groups.empty() ? std::string("no group") : groups));
     } else {
+      adopt.clear();
       record("", "", "joined", fmt::format("lease {:x}", lease));
     }
     if (!options_.lease_file.empty()) {

@@ -577,17 +577,16 @@ asio::awaitable<Exchange> Session<Stream>::serve_proxy(const Runtime& rt, const 
     // replaced the workers this request saw, and their successors are listed.
     // `pool` lives as long as the runtime this request began with; a newer
     // pool is held here, as its runtime may be replaced while we wait.
-    const PoolRuntime* current = &pool;
     std::shared_ptr<const PoolRuntime> newer;
     if (attempt > 0) {
       auto now = w_.runtime->pools.find(pool.name);
       if (now != w_.runtime->pools.end() && now->second->state == 1 &&
           !now->second->endpoints.empty()) {
         newer = now->second;
-        current = newer.get();
       }
     }
-    const std::string& endpoint = current->endpoints[index++ % current->endpoints.size()];
+    const PoolRuntime& current = newer ? *newer : pool;
+    const std::string& endpoint = current.endpoints[index++ % current.endpoints.size()];
     auto acquired = co_await w_.upstreams.acquire(endpoint, kUpstreamConnectTimeout, attempt == 0);
     if (!acquired) {
       logger("http")->warn("worker unreachable pool={} endpoint={} error=\"{}\"", pool.name,
